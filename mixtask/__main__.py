@@ -1,0 +1,3 @@
+from mixtask.cli import main
+
+main()

@@ -1,0 +1,41 @@
+"""The `mixtask` command: one small module per sub-command, joined here.
+
+Only typer is imported at start-up; each command imports torch and the pipeline it calls,
+so `mixtask --help` and `--version` answer at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mixtask import __version__
+from mixtask.cli import apply, bench, info, sweep, tasks
+
+app = typer.Typer(
+    name="mixtask",
+    help="Many image translations, and mixes of them, from one FiLM-conditioned network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mixtask {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Many image translations, and mixes of them, from one FiLM-conditioned network."""
+
+
+for module in (apply, sweep, tasks, info, bench):
+    module.register(app)
+
+
+def main() -> None:
+    app()

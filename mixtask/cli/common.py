@@ -1,0 +1,33 @@
+"""What every command shares: turning project errors into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+
+from mixtask.errors import MixtaskError
+
+WEIGHTS_HELP = "Weights file (.safetensors); default: the shipped model in weights/."
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"mixtask: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(command):
+    """Decorator: MixtaskError -> one line on stderr, exit 1; Ctrl-C -> exit 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MixtaskError as error:
+            raise fail(str(error)) from None
+        except KeyboardInterrupt:
+            print("mixtask: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper

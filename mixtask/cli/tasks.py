@@ -1,0 +1,24 @@
+"""`mixtask tasks`: the tasks, aliases, descriptions and trained mixes of a weights file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mixtask.cli.common import WEIGHTS_HELP, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tasks")(tasks_command)
+
+
+@user_errors
+def tasks_command(weights: Path = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP)) -> None:
+    """List the tasks and trained mixes of the default (or given) weights."""
+    from rich.console import Console
+
+    from mixtask.report import tasks_table
+    from mixtask.weights import read_info
+
+    Console().print(tasks_table(read_info(weights)))

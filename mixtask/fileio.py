@@ -1,0 +1,38 @@
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mixtask.errors import MixtaskError
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise MixtaskError(f"disk full while writing {path}; nothing was written") from None
+        raise MixtaskError(f"cannot write {path}: {error.strerror or error}") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)

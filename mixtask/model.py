@@ -1,0 +1,175 @@
+"""The FiLM-conditioned Johnson network (paper, Sec. 3.2).
+
+Johnson, Alahi & Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer"
+(https://arxiv.org/abs/1603.08155), with every InstanceNorm followed by FiLM
+(Perez et al. 2018, https://arxiv.org/abs/1709.07871) whose gamma/beta come from a small
+fully-connected generator fed with the task vector `c` in [0, 1]^n. The generator's first
+layer is the only task-specific part; it starts as the identity FiLM (gamma = 1, beta = 0).
+
+This module knows nothing of files or task names: `c` is just a tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored as JSON in the weights file."""
+
+    num_tasks: int
+    width: int = 32  # base channels; the paper's network uses 32
+    res_blocks: int = 5
+    film_layers: int = 1  # depth of the FiLM generator (the paper tried 1, 3 and 5)
+    film_hidden: int = 256  # hidden width of the generator when film_layers > 1
+    arch: str = "film"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class NormFiLM(nn.Module):
+    """InstanceNorm (no affine of its own), then FiLM `gamma * x + beta`, then optional ReLU.
+
+    Tiled inference needs whole-image statistics, not per-tile ones: `record` stores the
+    statistics of the last call and `frozen` (mean, var) replaces the per-call statistics.
+    """
+
+    eps = 1e-5
+
+    def __init__(self, channels: int, relu: bool):
+        super().__init__()
+        self.channels = channels
+        self.relu = relu
+        self.record = False
+        self.recorded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            mean, var = self.frozen
+        else:
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            if self.record:
+                self.recorded = (mean, var)
+        # Fold norm and FiLM into one per-channel affine: one pass over x instead of three.
+        scale = gamma[:, :, None, None] * torch.rsqrt(var + self.eps)
+        shift = beta[:, :, None, None] - mean * scale
+        y = torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        return F.relu(y) if self.relu else y
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution, optionally after a nearest x2 up-sampling."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(self.pad(x))
+
+
+class FiLMGenerator(nn.Module):
+    """Fully-connected map from the task vector to every layer's (gamma, beta)."""
+
+    def __init__(self, num_tasks: int, num_outputs: int, layers: int, hidden: int):
+        super().__init__()
+        sizes = [num_tasks] + [hidden] * (layers - 1) + [num_outputs]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        # Identity FiLM at init: the last layer outputs zeros and gamma is read as 1 + output.
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            c = layer(c)
+            if i < len(self.layers) - 1:
+                c = F.relu(c)
+        return c
+
+
+class MixNet(nn.Module):
+    """Johnson encoder-decoder with IN + FiLM after every conv but the last."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        # (conv, has ReLU after its norm); a residual block is two convs, ReLU after the first.
+        self.encoder = nn.ModuleList([ConvLayer(3, w, 9), ConvLayer(w, 2 * w, 3, 2), ConvLayer(2 * w, 4 * w, 3, 2)])
+        self.residual = nn.ModuleList(ConvLayer(4 * w, 4 * w, 3) for _ in range(2 * config.res_blocks))
+        self.decoder = nn.ModuleList([ConvLayer(4 * w, 2 * w, 3, upsample=True), ConvLayer(2 * w, w, 3, upsample=True)])
+        self.output = ConvLayer(w, 3, 9)
+        convs = [*self.encoder, *self.residual, *self.decoder]
+        relus = [True] * 3 + [True, False] * config.res_blocks + [True] * 2
+        self.norms = nn.ModuleList(NormFiLM(conv.conv.out_channels, relu) for conv, relu in zip(convs, relus))
+        self.film_channels = sum(norm.channels for norm in self.norms)
+        self.film = FiLMGenerator(config.num_tasks, 2 * self.film_channels, config.film_layers, config.film_hidden)
+
+    def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (gamma, beta), each (batch, channels), for task vectors c (batch, tasks)."""
+        out = self.film(c.float())
+        gammas, betas = out[:, : self.film_channels] + 1.0, out[:, self.film_channels :]
+        sizes = [norm.channels for norm in self.norms]
+        return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
+        film = iter(zip(self.norms, self.film_params(c)))
+
+        def conv_norm(conv: ConvLayer, h: torch.Tensor) -> torch.Tensor:
+            norm, (gamma, beta) = next(film)
+            return norm(conv(h), gamma, beta)
+
+        h = x
+        for conv in self.encoder:
+            h = conv_norm(conv, h)
+        for first, second in zip(self.residual[0::2], self.residual[1::2]):
+            h = h + conv_norm(second, conv_norm(first, h))
+        for conv in self.decoder:
+            h = conv_norm(conv, h)
+        return self.output(h)
+
+    def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Like forward, for any H and W: pad to a multiple of 4 (at least 16), then crop back."""
+        height, width = x.shape[-2:]
+        pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+        if pad_h or pad_w:
+            # Reflection keeps edges natural; it needs the pad smaller than the side.
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return self.forward(x, c)[..., :height, :width]
+
+
+def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
+    """Pixels to add so that `side` becomes a multiple of `multiple`, and at least `minimum`."""
+    return max(minimum, side + (-side % multiple)) - side
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """The network a config describes (other architectures plug in here by `config.arch`)."""
+    if config.arch != "film":
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    return MixNet(config)

@@ -1,0 +1,42 @@
+"""Rich tables that describe a weights file (for `mixtask tasks` and `mixtask info`)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.table import Table
+
+from mixtask.weights import WeightsInfo
+
+
+def tasks_table(info: WeightsInfo) -> Table:
+    table = Table(title=f"Tasks of {info.path.name}")
+    for column in ("task", "aliases", "description"):
+        table.add_column(column)
+    table.add_row("recon", "reconstruction, identity", "all strengths 0: reproduce the input")
+    for task in info.task_set.tasks:
+        table.add_row(task.name, ", ".join(task.aliases), task.description)
+    mixes = ", ".join("+".join(mix) for mix in info.task_set.mixes) or "none"
+    table.caption = f"trained mixes: {mixes}; any strengths in [0, 1] can be combined, e.g. --task seg=1,style1=0.5"
+    return table
+
+
+def _key_value_table(title: str, data: dict) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+    return table
+
+
+def info_tables(info: WeightsInfo, model) -> list[Table]:
+    from mixtask.model import count_parameters
+
+    summary = {"file": str(info.path), "parameters": f"{count_parameters(model):,}", **info.config.to_json()}
+    return [
+        _key_value_table("Model", summary),
+        tasks_table(info),
+        _key_value_table("Provenance", info.provenance or {"": "not recorded"}),
+        _key_value_table("Metrics", info.metrics or {"": "not measured"}),
+    ]

@@ -1,0 +1,132 @@
+"""Self-describing weights files: safetensors tensors plus string metadata.
+
+Metadata keys (all JSON text except the version): `mixtask.format` (version),
+`mixtask.config` (ModelConfig), `mixtask.tasks` (TaskSet: tasks, aliases, descriptions,
+mixes trained), `mixtask.provenance` (data, command, steps, hardware, date) and
+`mixtask.metrics`. Loading never unpickles anything and never needs key surgery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mixtask.errors import MixtaskError
+from mixtask.tasks import TaskSet
+
+FORMAT_VERSION = "1"
+DEFAULT_WEIGHTS_NAME = "mixtask-base.safetensors"
+WEIGHTS_ENV = "MIXTASK_WEIGHTS"
+
+
+@dataclass
+class WeightsInfo:
+    """Everything a weights file says about itself, without its tensors."""
+
+    path: Path
+    config: object  # ModelConfig (typed loosely so this module imports without torch)
+    task_set: TaskSet
+    provenance: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def default_weights_path() -> Path:
+    """The shipped model: $MIXTASK_WEIGHTS, the repo's weights/, or the installed share/ copy."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV])
+    candidates = [
+        Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME,
+        Path(sys.prefix) / "share" / "mixtask" / "weights" / DEFAULT_WEIGHTS_NAME,
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise MixtaskError(
+        f"no default weights found (looked for {candidates[0]}); pass --weights FILE or set {WEIGHTS_ENV}"
+    )
+
+
+def resolve_weights_path(path: str | Path | None) -> Path:
+    return default_weights_path() if path is None else Path(path)
+
+
+def _open(path: Path):
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise MixtaskError(f"weights file {path} not found")
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MixtaskError(f"{path} is not a valid safetensors weights file (truncated or corrupt: {error})") from None
+
+
+def _parse_metadata(path: Path, metadata: dict | None) -> WeightsInfo:
+    from mixtask.model import ModelConfig
+
+    metadata = metadata or {}
+    version = metadata.get("mixtask.format")
+    if version is None:
+        raise MixtaskError(f"{path} is a safetensors file but not mixtask weights (no mixtask.format metadata)")
+    if version != FORMAT_VERSION:
+        raise MixtaskError(f"{path} has weights format version {version!r}; this mixtask reads version {FORMAT_VERSION}")
+    try:
+        config = ModelConfig.from_json(json.loads(metadata["mixtask.config"]))
+        task_set = TaskSet.from_json(json.loads(metadata["mixtask.tasks"]))
+        provenance = json.loads(metadata.get("mixtask.provenance", "{}"))
+        metrics = json.loads(metadata.get("mixtask.metrics", "{}"))
+    except (KeyError, TypeError, ValueError, MixtaskError) as error:
+        raise MixtaskError(f"{path} has broken mixtask metadata: {error}") from None
+    if config.num_tasks != len(task_set):
+        raise MixtaskError(f"{path}: config has {config.num_tasks} task inputs but {len(task_set)} task names")
+    return WeightsInfo(path, config, task_set, provenance, metrics)
+
+
+def read_info(path: str | Path | None = None) -> WeightsInfo:
+    """Read only the metadata of a weights file (fast: no tensors are loaded)."""
+    path = resolve_weights_path(path)
+    with _open(path) as handle:
+        return _parse_metadata(path, handle.metadata())
+
+
+def load_weights(path: str | Path | None = None):
+    """Load a weights file into a fresh model (eval mode, CPU, fp32) -> (model, WeightsInfo)."""
+    from mixtask.model import build_model
+
+    path = resolve_weights_path(path)
+    with _open(path) as handle:
+        info = _parse_metadata(path, handle.metadata())
+        try:
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # safetensors raises several types for damaged data
+            raise MixtaskError(f"{path}: tensor data is damaged ({error})") from None
+    model = build_model(info.config)
+    try:
+        model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()
+        raise MixtaskError(f"{path}: tensors do not match its config ({first_line})") from None
+    return model.eval(), info
+
+
+def save_weights(path: str | Path, model, task_set: TaskSet, provenance: dict | None = None, metrics=None) -> Path:
+    """Write model + metadata atomically (temp file, then rename)."""
+    from safetensors.torch import save_file
+
+    from mixtask.fileio import atomic_path
+
+    metadata = {
+        "mixtask.format": FORMAT_VERSION,
+        "mixtask.config": json.dumps(model.config.to_json()),
+        "mixtask.tasks": json.dumps(task_set.to_json()),
+        "mixtask.provenance": json.dumps(provenance or {}),
+        "mixtask.metrics": json.dumps(metrics or {}),
+    }
+    state = {key: value.detach().float().cpu().contiguous() for key, value in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as temp:
+        save_file(state, str(temp), metadata=metadata)
+    return path

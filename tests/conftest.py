@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny models (width 4) saved on the fly, tiny images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixtask.model import ModelConfig, build_model
+from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.weights import save_weights
+
+TINY_CONFIG = ModelConfig(num_tasks=len(DEFAULT_TASK_SET), width=4, res_blocks=1)
+
+
+def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
+    """A tiny model whose FiLM generator is random, so every task changes the output."""
+    torch.manual_seed(seed)
+    model = build_model(config)
+    with torch.no_grad():
+        for layer in model.film.layers:
+            layer.weight.normal_(0, 0.3)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.safetensors"
+    save_weights(path, make_tiny_model(), DEFAULT_TASK_SET, provenance={"data": "random init (test)"})
+    return path
+
+
+@pytest.fixture
+def rgb_image() -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8), "RGB")
