@@ -1,0 +1,9 @@
+"""`mixtask eval` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
