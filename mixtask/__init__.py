@@ -7,7 +7,7 @@ is loaded.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "MixtaskError"]
+__all__ = ["MixtaskError", "__version__", "load_model"]
 
 from mixtask.errors import MixtaskError
 

@@ -11,6 +11,7 @@ This module knows nothing of files or task names: `c` is just a tensor.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -93,7 +94,7 @@ class FiLMGenerator(nn.Module):
     def __init__(self, num_tasks: int, num_outputs: int, layers: int, hidden: int):
         super().__init__()
         sizes = [num_tasks] + [hidden] * (layers - 1) + [num_outputs]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         # Identity FiLM at init: the last layer outputs zeros and gamma is read as 1 + output.
         nn.init.zeros_(self.layers[-1].weight)
         nn.init.zeros_(self.layers[-1].bias)

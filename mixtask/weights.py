@@ -72,7 +72,7 @@ def _parse_metadata(path: Path, metadata: dict | None) -> WeightsInfo:
     if version is None:
         raise MixtaskError(f"{path} is a safetensors file but not mixtask weights (no mixtask.format metadata)")
     if version != FORMAT_VERSION:
-        raise MixtaskError(f"{path} has weights format version {version!r}; this mixtask reads version {FORMAT_VERSION}")
+        raise MixtaskError(f"{path} has weights format version {version!r}; this mixtask reads {FORMAT_VERSION}")
     try:
         config = ModelConfig.from_json(json.loads(metadata["mixtask.config"]))
         task_set = TaskSet.from_json(json.loads(metadata["mixtask.tasks"]))

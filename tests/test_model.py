@@ -1,0 +1,50 @@
+"""The network: pinned parameter counts, identity FiLM at init, any input size."""
+
+import pytest
+import torch
+
+from mixtask.model import MixNet, ModelConfig, count_parameters, padding_to_multiple
+
+
+@pytest.mark.parametrize(("tasks", "params"), [(5, 1_695_235), (6, 1_698_435)])
+def test_paper_parameter_counts(tasks, params):
+    assert count_parameters(MixNet(ModelConfig(num_tasks=tasks))) == params
+
+
+def test_film_layout_matches_design():
+    model = MixNet(ModelConfig(num_tasks=5))
+    assert len(model.norms) == 15 and model.film_channels == 1600
+    assert model.film.layers[-1].out_features == 3200
+
+
+def test_generator_depth_is_configurable():
+    model = MixNet(ModelConfig(num_tasks=5, film_layers=3, film_hidden=64))
+    assert [layer.out_features for layer in model.film.layers] == [64, 64, 3200]
+
+
+def test_untrained_generator_is_identity_film():
+    model = MixNet(ModelConfig(num_tasks=3, width=4, res_blocks=1))
+    for gamma, beta in model.film_params(torch.rand(2, 3)):
+        assert torch.equal(gamma, torch.ones_like(gamma)) and torch.equal(beta, torch.zeros_like(beta))
+
+
+def test_task_vector_changes_output():
+    torch.manual_seed(0)
+    model = MixNet(ModelConfig(num_tasks=2, width=4, res_blocks=1)).eval()
+    torch.nn.init.normal_(model.film.layers[0].weight)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x, torch.tensor([[0.0, 0.0]])), model(x, torch.tensor([[1.0, 0.0]]))
+    assert (a - b).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 300), (17, 33), (32, 32)])
+def test_any_input_size(size):
+    model = MixNet(ModelConfig(num_tasks=1, width=4, res_blocks=1)).eval()
+    with torch.no_grad():
+        out = model.forward_any_size(torch.rand(1, 3, *size), torch.zeros(1, 1))
+    assert out.shape == (1, 3, *size)
+
+
+def test_padding_rule():
+    assert [padding_to_multiple(s) for s in (1, 16, 17, 20, 31)] == [15, 0, 3, 0, 1]

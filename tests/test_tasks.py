@@ -1,0 +1,80 @@
+"""The task-vector language: names, aliases, strengths and every error it can give."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mixtask.errors import MixtaskError
+from mixtask.tasks import DEFAULT_TASK_SET, Task, TaskSet
+
+TASKS = DEFAULT_TASK_SET
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("denoise=1,style1=0.6", (0, 1, 0, 0.6, 0)),
+        ("seg=1,style1=1", (0, 0, 1, 1, 0)),
+        ("seg+style1", (0, 0, 1, 1, 0)),
+        ("recon", (0, 0, 0, 0, 0)),
+        ("identity", (0, 0, 0, 0, 0)),
+        (" Denoising = 0.25 ", (0, 0.25, 0, 0, 0)),
+        ("starry=0,autumn=1e-1", (0, 0, 0, 0, 0.1)),
+    ],
+)
+def test_parses_names_aliases_and_strengths(text, expected):
+    assert TASKS.parse(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty task"),
+        ("  ", "empty task"),
+        ("blur=1", "unknown task 'blur'"),
+        ("seg=abc", "not a number"),
+        ("seg=1.5", "outside [0, 1]"),
+        ("seg=-0.1", "outside [0, 1]"),
+        ("seg=nan", "outside [0, 1]"),
+        ("seg=1,segmentation=0.5", "given twice"),
+        ("seg,,style1", "empty item"),
+        ("recon,seg", "give it alone"),
+    ],
+)
+def test_errors_say_what_is_wrong_and_list_valid_names(text, message):
+    with pytest.raises(MixtaskError) as caught:
+        TASKS.parse(text)
+    assert message in str(caught.value)
+    if message not in ("give it alone", "given twice"):
+        assert "valid tasks: recon, inpaint" in str(caught.value) or "outside" in message or "number" in message
+
+
+@given(st.text(max_size=40))
+def test_arbitrary_text_parses_or_raises_project_error(text):
+    try:
+        vector = TASKS.parse(text)
+    except MixtaskError:
+        return
+    assert len(vector) == len(TASKS) and all(0.0 <= v <= 1.0 for v in vector)
+
+
+@given(st.lists(st.floats(0, 1), min_size=5, max_size=5))
+def test_describe_round_trips(values):
+    vector = tuple(values)
+    assert TASKS.parse(TASKS.describe(vector)) == pytest.approx(vector, abs=1e-4 + 1e-3 * max(vector))
+
+
+def test_slug_is_file_name_safe():
+    assert TASKS.slug(TASKS.parse("seg=1,style1=1")) == "seg+style1"
+    assert TASKS.slug(TASKS.parse("denoise,style1=0.6")) == "denoise+style1_0.6"
+    assert TASKS.slug((0,) * 5) == "recon"
+
+
+def test_json_round_trip_and_bad_registries():
+    assert TaskSet.from_json(TASKS.to_json()) == TASKS
+    with pytest.raises(MixtaskError, match="used twice"):
+        TaskSet((Task("a", "seg"), Task("b", "seg", ("a",))))
+    with pytest.raises(MixtaskError, match="unknown kind"):
+        Task("a", "blur")
+    with pytest.raises(MixtaskError, match="not allowed"):
+        Task("recon", "seg")
