@@ -1,0 +1,215 @@
+"""Random training batches from a pre-decoded `Dataset` (paper, Table 1; design.md, "Tasks").
+
+- `clean`: a random photo, a random square crop whose side is uniform in [size, short side]
+  (so 1x to 2x zoom-out with the default `max_side = 2 * size`), resized to `size`, randomly
+  mirrored. Inputs of recon / inpaint / denoise / style, and the targets of the restoration tasks.
+- `segmentation`: images and masks in [0, 1]. Each sample is either a composite (a random cut-out
+  with its long side 25-70 % of `size`, alpha-pasted at a random place on a clean crop; the mask
+  is exactly the pasted alpha) or a photo + mask pair (pseudo-labels: 30 % of samples by default,
+  exact VOC labels: 50 %; all samples when there are no cut-outs). Masks with less than 1 %
+  foreground are never used.
+
+Every random number comes from one `torch.Generator` owned by the `SampleMaker`, so the same
+seed gives the same batches and `state_dict()` / `load_state_dict()` resume a run exactly.
+Work is done with torch on uint8 tensors, one thread (the tensors are small: a second thread
+only adds synchronisation, and costs a lot when the other core is busy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from mixtask.data.corruptions import CORRUPTIONS
+from mixtask.data.dataset import Dataset
+from mixtask.errors import MixtaskError
+
+CUTOUT_SCALE = (0.25, 0.70)  # cut-out long side, as a fraction of the crop side
+MASK_FRACTION_PSEUDO, MASK_FRACTION_EXACT = 0.3, 0.5
+MIN_MASK_COVERAGE = 0.01  # fraction of pixels above 127
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small tensor ops on one thread, then restore the thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, h, w) uint8 or float -> (C, height, width) float; antialiased when shrinking."""
+    if image.shape[-2:] == (height, width):
+        return image.float()
+    return F.interpolate(image[None], size=(height, width), mode="bilinear", antialias=True)[0].float()
+
+
+def composite(background: torch.Tensor, cutout: torch.Tensor, top: int, left: int):
+    """Alpha-paste a premultiplied float RGBA `cutout` (4, h, w) onto `background` (3, S, S).
+
+    Returns (image, mask): the mask is the cut-out's alpha where it was pasted, 0 elsewhere.
+    """
+    height, width = cutout.shape[-2:]
+    image, alpha = background.clone(), cutout[3:]
+    region = image[:, top : top + height, left : left + width]
+    region.mul_(1 - alpha).add_(cutout[:3])
+    mask = background.new_zeros(1, *background.shape[-2:])
+    mask[:, top : top + height, left : left + width] = alpha
+    return image, mask
+
+
+def premultiplied(cutout: torch.Tensor, max_side: int) -> torch.Tensor:
+    """Straight RGBA uint8 -> premultiplied RGBA uint8, long side at most `max_side`.
+
+    Done once per run: resizing premultiplied colour leaves no dark fringes, and resizing a
+    small uint8 cut-out per sample is cheap.
+    """
+    rgba = cutout.float()
+    rgba = torch.cat([rgba[:3] * rgba[3:] / 255, rgba[3:]])
+    scale = min(1.0, max_side / max(rgba.shape[-2:]))
+    height, width = (max(1, round(n * scale)) for n in rgba.shape[-2:])
+    return resize(rgba, height, width).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def usable_masks(dataset: Dataset) -> list[int]:
+    """Indices of the photos whose mask has at least 1 % foreground (pixels above 127)."""
+    coverage = [(m > 127).float().mean().item() if m is not None else 0.0 for m in dataset.masks]
+    return [i for i, value in enumerate(coverage) if value >= MIN_MASK_COVERAGE]
+
+
+class SampleMaker:
+    """Seeded batches of clean crops and segmentation examples from one `Dataset`."""
+
+    def __init__(self, dataset: Dataset, size: int, seed: int, *, mask_fraction: float | None = None):
+        if size < 8:
+            raise MixtaskError(f"training size must be at least 8 px (got {size})")
+        self.dataset, self.size = dataset, size
+        self.generator = torch.Generator().manual_seed(seed)
+        with one_thread():
+            self.mask_pool = usable_masks(dataset)
+            self.cutouts = [premultiplied(c, math.ceil(CUTOUT_SCALE[1] * size)) for c in dataset.cutouts]
+        self.mask_fraction = self._mask_fraction(mask_fraction)
+
+    def _mask_fraction(self, requested: float | None) -> float:
+        if not self.mask_pool:
+            return 0.0
+        if not self.dataset.cutouts:
+            return 1.0
+        if requested is not None:
+            return requested
+        return MASK_FRACTION_EXACT if self.dataset.exact_masks else MASK_FRACTION_PSEUDO
+
+    # ------------------------------------------------------------------ RNG state
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "generator" not in state:
+            raise MixtaskError("sampler state has no 'generator' entry: the checkpoint is not from this version")
+        self.generator.set_state(state["generator"])
+
+    # ------------------------------------------------------------------ random numbers
+
+    def _randint(self, low: int, high: int) -> int:
+        """An integer in [low, high], both ends included."""
+        return int(torch.randint(low, high + 1, (1,), generator=self.generator))
+
+    def _uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand(1, generator=self.generator))
+
+    def _coin(self, probability: float = 0.5) -> bool:
+        return float(torch.rand(1, generator=self.generator)) < probability
+
+    # ------------------------------------------------------------------ samples
+
+    def _crop(self, *images: torch.Tensor) -> torch.Tensor:
+        """One random square window of side [size, short side] cut from `images` (same size, stacked
+        along channels), resized to size and maybe mirrored."""
+        height, width = images[0].shape[-2:]
+        short = min(height, width)
+        side = self._randint(min(self.size, short), short)
+        top, left = self._randint(0, height - side), self._randint(0, width - side)
+        window = torch.cat([image[:, top : top + side, left : left + side] for image in images])
+        crop = resize(window, self.size, self.size)
+        return crop.flip(-1) if self._coin() else crop
+
+    def _clean_one(self) -> torch.Tensor:
+        photo = self.dataset.photos[self._randint(0, len(self.dataset.photos) - 1)]
+        return self._crop(photo) / 255
+
+    def _pair_one(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.mask_pool[self._randint(0, len(self.mask_pool) - 1)]
+        crop = self._crop(self.dataset.photos[index], self.dataset.masks[index]) / 255
+        return crop[:3], crop[3:]
+
+    def _cutout_one(self) -> torch.Tensor:
+        """A random cut-out, premultiplied, long side 25-70 % of size, maybe mirrored: (4, h, w) float."""
+        cutout = self.cutouts[self._randint(0, len(self.cutouts) - 1)]
+        scale = self._uniform(*CUTOUT_SCALE) * self.size / max(cutout.shape[-2:])
+        height, width = (max(1, round(n * scale)) for n in cutout.shape[-2:])
+        cutout = resize(cutout, height, width) / 255
+        return cutout.flip(-1) if self._coin() else cutout
+
+    def _composite_one(self) -> tuple[torch.Tensor, torch.Tensor]:
+        background, cutout = self._clean_one(), self._cutout_one()
+        top = self._randint(0, self.size - cutout.shape[-2])
+        left = self._randint(0, self.size - cutout.shape[-1])
+        return composite(background, cutout, top, left)
+
+    def _segmentation_one(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pair_one() if self._coin(self.mask_fraction) else self._composite_one()
+
+    # ------------------------------------------------------------------ batches
+
+    def clean(self, batch: int) -> torch.Tensor:
+        """(B, 3, size, size) float in [0, 1]: random crops of random photos."""
+        with one_thread():
+            return torch.stack([self._clean_one() for _ in range(batch)])
+
+    def segmentation(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 3, size, size) and masks (B, 1, size, size), both float in [0, 1]."""
+        if not self.dataset.cutouts and not self.mask_pool:
+            raise MixtaskError(
+                f"{self.dataset.root} has no segmentation examples: add RGBA cut-outs in cutouts/ or masks "
+                f"in masks/<name>/ (masks with < {MIN_MASK_COVERAGE:.0%} foreground are not used)"
+            )
+        with one_thread():
+            images, masks = zip(*(self._segmentation_one() for _ in range(batch)))
+            return torch.stack(images), torch.stack(masks)
+
+    def corrupt(self, kind: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The corruption of task kind `kind` (see `CORRUPTIONS`), drawn from this maker's generator."""
+        if kind not in CORRUPTIONS:
+            raise MixtaskError(f"task kind {kind!r} has no corruption (kinds with one: {', '.join(CORRUPTIONS)})")
+        with one_thread():
+            return CORRUPTIONS[kind](x, self.generator)
+
+
+def benchmark(dataset: Dataset, size: int = 256, batch: int = 8, repeats: int = 10, seed: int = 0) -> dict[str, float]:
+    """Milliseconds per batch (median of `repeats`) for each kind of sample."""
+    maker = SampleMaker(dataset, size, seed)
+    clean = maker.clean(batch)
+    jobs = {
+        "clean": lambda: maker.clean(batch),
+        "segmentation": lambda: maker.segmentation(batch),
+        **{kind: (lambda kind=kind: maker.corrupt(kind, clean)) for kind in CORRUPTIONS},
+    }
+    return {name: _median_ms(job, repeats) for name, job in jobs.items()}
+
+
+def _median_ms(job, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        job()
+        times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[len(times) // 2]
