@@ -1,4 +1,4 @@
-"""Reading backbone weight files safely: safetensors, or a PyTorch state dict.
+"""Backbone helpers: read weight files safely (safetensors or a PyTorch state dict), freeze modules.
 
 Nothing here unpickles arbitrary objects: `.pth` files go through
 `torch.load(..., weights_only=True)`, which only rebuilds tensors and plain containers.
@@ -80,3 +80,11 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: P
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:400]
         raise MixtaskError(f"{what} file {path} does not match the expected layers ({detail})") from None
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode and no gradients: backbones are fixed feature extractors."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model

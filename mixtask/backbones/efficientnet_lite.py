@@ -1,0 +1,146 @@
+"""EfficientNet-Lite0 image features for a Fréchet distance (FID-style metric).
+
+Tan & Le (2019), "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
+(https://arxiv.org/abs/1905.11946); the Lite variants (TensorFlow model garden, 2020) drop
+squeeze-excitation, use ReLU6 and fixed stem/head widths so they quantise well. The Fréchet
+distance over a network's pooled features follows Heusel et al. (2017), "GANs Trained by a
+Two Time-Scale Update Rule" (https://arxiv.org/abs/1706.08500), with EfficientNet-Lite0
+standing in for Inception-v3.
+
+The architecture is built from the weights file's own metadata (`blocks`), and tensor names
+follow the lukemelas/EfficientNet-PyTorch layout (`_conv_stem`, `_blocks.N._expand_conv`, ...)
+so the file loads with `strict=True` and no key surgery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixtask.backbones.files import freeze, load_strict, read_state_file
+from mixtask.errors import MixtaskError
+
+WHAT = "EfficientNet-Lite0"
+INPUT_SIZE = 224
+BN_EPS = 1e-3
+# (expand_ratio, kernel, stride, in_ch, out_ch) of the 16 MBConv blocks of Lite0.
+LITE0_BLOCKS: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 32, 16),
+    (6, 3, 2, 16, 24), (6, 3, 1, 24, 24),
+    (6, 5, 2, 24, 40), (6, 5, 1, 40, 40),
+    (6, 3, 2, 40, 80), (6, 3, 1, 80, 80), (6, 3, 1, 80, 80),
+    (6, 5, 1, 80, 112), (6, 5, 1, 112, 112), (6, 5, 1, 112, 112),
+    (6, 5, 2, 112, 192), (6, 5, 1, 192, 192), (6, 5, 1, 192, 192), (6, 5, 1, 192, 192),
+    (6, 3, 1, 192, 320),
+)  # fmt: skip
+
+
+def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """Bias-free convolution with symmetric `kernel // 2` padding (what these weights were trained with)."""
+    return nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False)
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: [expand 1x1 + BN + ReLU6] -> depthwise kxk + BN + ReLU6 -> project 1x1 + BN."""
+
+    def __init__(self, expand_ratio: int, kernel: int, stride: int, c_in: int, c_out: int):
+        super().__init__()
+        hidden = c_in * expand_ratio
+        if expand_ratio != 1:
+            self._expand_conv = conv(c_in, hidden, 1)
+            self._bn0 = batch_norm(hidden)
+        self._depthwise_conv = conv(hidden, hidden, kernel, stride, groups=hidden)
+        self._bn1 = batch_norm(hidden)
+        self._project_conv = conv(hidden, c_out, 1)
+        self._bn2 = batch_norm(c_out)
+        self.expand = expand_ratio != 1
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return x + h if self.residual else h
+
+
+class EfficientNetLite(nn.Module):
+    """Stem -> MBConv blocks -> 1x1 head -> global average pool; `_fc` only for `logits`.
+
+    `forward(x)` takes RGB in [0, 1], (B, 3, H, W), resizes to `input_size` when needed and
+    returns the (B, feature_dim) pooled features that a Fréchet distance compares.
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[Sequence[int]] = LITE0_BLOCKS,
+        head: int = 1280,
+        classes: int = 1000,
+        input_size: int = INPUT_SIZE,
+    ):
+        super().__init__()
+        stem = blocks[0][3]
+        self._conv_stem = conv(3, stem, 3, 2)
+        self._bn0 = batch_norm(stem)
+        self._blocks = nn.ModuleList(MBConv(*block) for block in blocks)
+        self._conv_head = conv(blocks[-1][4], head, 1)
+        self._bn1 = batch_norm(head)
+        self._fc = nn.Linear(head, classes)
+        self.feature_dim = head
+        self.input_size = input_size
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] at any size -> the network's input convention `(255 x - 127) / 128` at input_size²."""
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            size = (self.input_size, self.input_size)
+            x = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
+        return (x.float() * 255.0 - 127.0) / 128.0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled (B, feature_dim) features of an already prepared input."""
+        h = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            h = block(h)
+        h = F.relu6(self._bn1(self._conv_head(h)))
+        return h.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.prepare(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-1k logits (for checking the weights, not for the metric)."""
+        return self._fc(self.forward(x))
+
+
+def blocks_from_metadata(metadata: dict[str, str], path: Path) -> list[list[int]]:
+    """The MBConv table the file describes, or Lite0's when the file says nothing."""
+    if "blocks" not in metadata:
+        return [list(block) for block in LITE0_BLOCKS]
+    try:
+        table = json.loads(metadata["blocks"])
+        fields = table["fields"]
+        order = ["expand_ratio", "kernel", "stride", "in_ch", "out_ch"]
+        return [[int(row[fields.index(name)]) for name in order] for row in table["blocks"]]
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise MixtaskError(f"{WHAT} file {path} has unreadable `blocks` metadata ({error})") from None
+
+
+def load_efficientnet_lite0(path: str | Path) -> EfficientNetLite:
+    """Frozen, eval-mode EfficientNet-Lite0 from a safetensors / state-dict file (strict load)."""
+    state_file = read_state_file(path, WHAT)
+    state = state_file.state
+    blocks = blocks_from_metadata(state_file.metadata, state_file.path)
+    if "_conv_head.weight" not in state or "_fc.weight" not in state:
+        raise MixtaskError(f"{WHAT} file {state_file.path} lacks `_conv_head` / `_fc` tensors: not EfficientNet-Lite")
+    head, classes = state["_conv_head.weight"].shape[0], state["_fc.weight"].shape[0]
+    model = EfficientNetLite(blocks, head=head, classes=classes)
+    load_strict(model, state, state_file.path, WHAT)
+    return freeze(model)
