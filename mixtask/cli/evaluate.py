@@ -1,9 +1,55 @@
-"""`mixtask eval` (being written)."""
+"""`mixtask eval`: deterministic held-out scores of every task and trained mix of a weights file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from mixtask.cli.common import WEIGHTS_HELP, user_errors
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("eval")(eval_command)
+
+
+def _style_pair(text: str) -> tuple[str, str]:
+    from mixtask.errors import MixtaskError
+
+    name, sep, image = (part.strip() for part in text.partition("="))
+    if not sep or not name or not image:
+        raise MixtaskError(f"--style {text!r}: write it as TASK=IMAGE, e.g. --style style2=autumn.jpg")
+    return name.lower(), image
+
+
+@user_errors
+def eval_command(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (e.g. ../shared/data)."),
+    weights: Path = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    split: str = typer.Option("val", "--split", help="Split to score; 'train' is labelled NOT held-out."),
+    size: int = typer.Option(256, "--size", help="Side of the square evaluation crops, px."),
+    count: int = typer.Option(16, "--count", "-n", help="Samples per task and per mix (fixed seeds)."),
+    json_path: Path = typer.Option(None, "--json", help="Also write every number to this JSON file."),
+    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights; default DATA/backbones/, else style metrics skipped."),
+    effnet: Path = typer.Option(None, "--effnet", help="EfficientNet-Lite0 weights; default DATA/backbones/."),
+    style: list[str] = typer.Option([], "--style", help="TASK=IMAGE: the style image of a style task."),
+    strength_sweep: bool = typer.Option(False, "--strength-sweep", help="Score each task at strengths 0..1."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the crops and corruptions."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Score every task and trained mix against the identity and classical baselines."""
+    from rich.console import Console
+
+    from mixtask.evaluate import EvalOptions, result_tables, run_evaluation, write_json
+
+    styles = tuple(_style_pair(text) for text in style)
+    options = EvalOptions(data, weights, split, size, count, vgg, effnet, styles, strength_sweep, seed, device=device)
+    console, errors = Console(), Console(stderr=True)
+    result = run_evaluation(options, log=lambda message: errors.print(message, style="dim", highlight=False))
+    for table in result_tables(result):
+        console.print(table)
+    for note in result["notes"]:
+        errors.print(f"[yellow]note:[/] {note}", highlight=False)
+    if json_path is not None:
+        write_json(result, json_path)
+        console.print(f"wrote {json_path}")

@@ -1,9 +1,96 @@
-"""`mixtask train` (being written)."""
+"""`mixtask train`: train single tasks and mixes (paper, Sec. 3.3); the loop is `mixtask.train`."""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+
 import typer
+
+from mixtask.cli.common import user_errors
+
+STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
+MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
+METHOD_HELP = "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages)."
+RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps may change)."
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Balance(str, Enum):
+    ema = "ema"
+    none = "none"
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train")(train_command)
+
+
+@user_errors
+def train_command(
+    data: Path = typer.Option(None, "--data", help="Dataset folder (photos/, masks/, cutouts/ or Pascal VOC)."),
+    out: Path = typer.Option(None, "--out", help="Run folder: checkpoint, log.jsonl, previews/, weights."),
+    style: list[str] = typer.Option([], "--style", help=STYLE_HELP),
+    mix: list[str] = typer.Option([], "--mix", help=MIX_HELP),
+    mix_method: int = typer.Option(3, "--mix-method", min=1, max=3, help=METHOD_HELP),
+    steps: int = typer.Option(None, "--steps", help="Optimiser steps in all  [default: 2000]"),
+    stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 [default: half]"),
+    size: int = typer.Option(256, "--size", help="Training crop side in pixels (multiple of 4)."),
+    batch: int = typer.Option(4, "--batch", help="Images per mini-batch (per process under torchrun)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
+    seed: int = typer.Option(0, "--seed"),
+    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for the style loss [default: $MIXTASK_VGG or shared]"),
+    content_weight: float = typer.Option(1.0, "--content-weight", help="Perceptual loss: content term."),
+    style_weight: float = typer.Option(10.0, "--style-weight", help="Perceptual loss: Gram (style) term."),
+    tv_weight: float = typer.Option(50.0, "--tv-weight", help="Perceptual loss: total variation term."),
+    adversarial_weight: float = typer.Option(0.01, "--adversarial-weight", help="Seg PatchGAN weight; 0: off."),
+    balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
+    width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
+    res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
+    film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
+    precision: Precision = typer.Option(Precision.auto, "--precision", help="auto: bf16 where the CPU/GPU has it."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    synth: Path = typer.Option(None, "--synth", help="Folder from `mixtask synth`: extra mixed samples (method 3)."),
+    preview_every: int = typer.Option(250, "--preview-every", help="Preview sheet every N steps; 0: never."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Checkpoint every N steps (and on Ctrl-C)."),
+    evaluate: bool = typer.Option(False, "--eval", help="Score the final weights on DATA's val split (eval.json)."),
+    resume: Path = typer.Option(None, "--resume", help=RESUME_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Train the FiLM network on inpaint, denoise, seg, the given styles and their mixes."""
+    from mixtask.errors import MixtaskError
+    from mixtask.train import TrainOptions, default_command, parse_style, resume_options, train
+
+    if resume is not None:
+        if data or out or style:
+            raise MixtaskError("--resume takes the run's own options: give only --steps with it")
+        options = resume_options(resume, steps)
+    elif data is None or out is None:
+        raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    else:
+        options = TrainOptions(
+            data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,
+            mix_method=mix_method, steps=steps or 2000, stage1_steps=stage1_steps, size=size, batch=batch, lr=lr,
+            seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
+            style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
+            balance=balance.value,
+            res_blocks=res_blocks, film_layers=film_layers, precision=precision.value, device=device,
+            synth=None if synth is None else str(synth), preview_every=preview_every,
+            checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),
+        )  # fmt: skip
+    report(train(options, resume=resume is not None, quiet=quiet))
+
+
+def report(result) -> None:
+    if not result.is_main:
+        return
+    if result.interrupted:
+        typer.echo(f"stopped at step {result.steps}; continue with: mixtask train --resume {result.run_dir}", err=True)
+        raise typer.Exit(130)
+    typer.echo(f"{result.steps} steps, {result.seconds_per_step:.3f} s/step ({result.data_fraction:.1%} data)")
+    typer.echo(f"weights: {result.weights}")

@@ -1,0 +1,162 @@
+"""`mixtask eval` end to end on a tiny generated dataset, with tiny fake backbones injected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from mixtask import evaluate
+from mixtask.cli import app
+from mixtask.evaluate import Backbones, EvalOptions, run_evaluation
+from mixtask.model import ModelConfig
+from mixtask.tasks import Task, TaskSet
+from mixtask.weights import read_info, save_weights
+from tests.conftest import make_tiny_model
+from tests.fakes import tiny_efficientnet, tiny_vgg
+
+RNG = np.random.default_rng(3)
+SIZE, COUNT = ["--size", "32"], ["--count", "3"]
+
+
+def _smooth(height: int, width: int) -> np.ndarray:
+    """A smooth random picture (photo-like: restoration baselines can work on it)."""
+    small = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """photos (train, val), one pseudo-label mask, one RGBA cut-out, a style1 image; no backbones."""
+    root = tmp_path_factory.mktemp("data")
+    _save(root / "photos/train/t0.png", _smooth(48, 64))
+    for name in ("v0", "v1"):
+        _save(root / f"photos/val/{name}.png", _smooth(40, 56))
+    mask = np.zeros((40, 56), np.uint8)
+    mask[10:30, 15:40] = 255
+    _save(root / "masks/isnet/val/v0.png", mask)
+    _save(root / "masks/isnet/train/t0.png", np.zeros((48, 64), np.uint8))
+    cutout = np.zeros((20, 16, 4), np.uint8)
+    cutout[..., :3] = 200
+    cutout[3:17, 3:13, 3] = 255
+    _save(root / "cutouts/val/c0.png", cutout)
+    _save(root / "cutouts/train/c1.png", cutout)
+    _save(root / "styles/style1-test.png", RNG.integers(0, 256, (48, 80, 3), dtype=np.uint8))
+    return root
+
+
+class IdentityModel(torch.nn.Module):
+    """The trivially perfect reconstruction: output = input, whatever the task vector."""
+
+    def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.fixture
+def fake_backbones(monkeypatch):
+    monkeypatch.setattr(evaluate, "load_backbones", lambda options: Backbones(tiny_vgg(), tiny_efficientnet()))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (thread hand-offs dominate at 32 px)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _eval(*args) -> object:
+    return CliRunner().invoke(app, ["eval", *map(str, args)])
+
+
+def test_identity_model_scores_perfect_recon_and_fills_every_row(tiny_weights, data_root, tmp_path, monkeypatch,
+                                                                 fake_backbones):
+    monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
+    out = tmp_path / "eval.json"
+    result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--json", out, "--strength-sweep")
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    groups = {g["name"]: g for g in report["groups"]}
+    assert groups["recon"]["rows"]["model"]["psnr"] == pytest.approx(100.0)
+    assert groups["recon"]["rows"]["model"]["ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert set(groups) >= {"inpaint", "denoise", "seg composites", "style1", "denoise+style1", "seg+style1"}
+    assert any(name.startswith("seg photos") for name in groups)
+    inpaint = groups["inpaint"]["rows"]
+    assert inpaint["model"] == inpaint["identity"]  # the identity model leaves the holes
+    assert inpaint["Telea (true mask)"]["psnr_damaged"] > inpaint["identity"]["psnr_damaged"]
+    assert groups["denoise"]["best_baseline"] in groups["denoise"]["rows"]
+    assert {"style_distance", "content_distance", "fd"} <= set(groups["style1"]["rows"]["model"])
+    assert groups["style1"]["rows"]["model"]["content_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert [row["task"] for row in report["sweep"]] == ["inpaint", "denoise", "seg", "style1", "style2"]
+    assert all(row["direction"] == "constant" for row in report["sweep"])  # identity ignores strengths
+    assert report["held_out"] and report["count"] == 3 and "style2" in " ".join(report["notes"])
+    assert "FD-EffNetLite0, not comparable to published FID" in result.output
+
+
+def test_two_runs_give_identical_json(tiny_weights, data_root, tmp_path, fake_backbones):
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--json", path, "--strength-sweep")
+        assert result.exit_code == 0, result.output
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    recon = json.loads(paths[0].read_text())["groups"][0]["rows"]["model"]
+    assert 0 < recon["psnr"] < 100  # a random tiny model really ran
+
+
+def test_train_split_is_labelled_not_held_out(tiny_weights, data_root, tmp_path, fake_backbones):
+    out = tmp_path / "train.json"
+    result = _eval("-w", tiny_weights, "--data", data_root, "--split", "train", *SIZE, "--count", "2", "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["held_out"] is False and "NOT held-out" in report["notes"][0]
+    assert "NOT held-out" in result.output
+
+
+def test_any_task_set_works_and_missing_backbones_are_notes(data_root, tmp_path):
+    task_set = TaskSet((Task("fix", "denoise"), Task("paint", "style")))
+    weights = tmp_path / "custom.safetensors"
+    save_weights(weights, make_tiny_model(config=ModelConfig(num_tasks=2, width=4, res_blocks=1)), task_set)
+    options = EvalOptions(data_root, weights, size=32, count=2)
+    report = run_evaluation(options)
+    assert [g["name"] for g in report["groups"]] == ["recon", "fix"]
+    notes = " ".join(report["notes"])
+    assert "no VGG16" in notes and "no EfficientNet-Lite0" in notes and "paint" in notes
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data", "/nonexistent/data"], "data folder /nonexistent/data does not exist"),
+        (["--vgg", "/nonexistent/vgg.safetensors"], "--vgg /nonexistent/vgg.safetensors: file not found"),
+        (["--style", "style1"], "write it as TASK=IMAGE"),
+        (["--count", "1"], "--count must be at least 2"),
+        (["--split", "test"], "no 'test' split"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors(tiny_weights, data_root, extra, message):
+    args = ["-w", tiny_weights, *SIZE, *COUNT, *extra]
+    if "--data" not in extra:
+        args += ["--data", data_root]
+    result = _eval(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr.strip().splitlines()[-1]  # after any progress lines, one error line
+    assert result.stderr.strip().splitlines()[-1].startswith("mixtask: error: ")
+
+
+def test_bad_weights_file_is_a_one_line_error(data_root, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not weights")
+    result = _eval("-w", bad, "--data", data_root, *SIZE, *COUNT)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and str(bad) in result.stderr

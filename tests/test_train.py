@@ -1,0 +1,363 @@
+"""Training (paper, Sec. 3.3): every job kind, Methods 1-3, resume, export, errors, DDP, CLI.
+
+Everything is tiny: width-4 network with 1 residual block, 32 px crops, batch 2, a tiny random
+VGG written to a file (the real one is never needed), a generated 4-photo dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from mixtask.checkpoint import load_checkpoint
+from mixtask.cli import app
+from mixtask.errors import MixtaskError
+from mixtask.train import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
+from mixtask.weights import load_weights, read_info
+from tests.fakes import tiny_vgg_state
+
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead (and the machine is shared)
+
+
+def make_dataset(root: Path, photos: int = 4, seed: int = 0) -> Path:
+    """photos/train (smooth-ish colour images), masks/isnet/train (a disc), cutouts/train (RGBA)."""
+    rng = np.random.default_rng(seed)
+    for sub in ("photos/train", "masks/isnet/train", "cutouts/train"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:48, 0:64]
+    for i in range(photos):
+        wave = 40 * np.sin(xx / (3 + i))[..., None] + rng.integers(0, 200, (1, 1, 3))
+        Image.fromarray((wave + rng.normal(0, 10, (48, 64, 3))).clip(0, 255).astype(np.uint8)).save(
+            root / f"photos/train/p{i}.jpg"
+        )
+        disc = (((yy - 24) ** 2 + (xx - 32) ** 2) < 200).astype(np.uint8) * 255
+        Image.fromarray(disc).save(root / f"masks/isnet/train/p{i}.png")
+    for i in range(2):
+        rgba = rng.integers(0, 256, (30, 20, 4)).astype(np.uint8)
+        rgba[..., 3] = 0
+        rgba[3:-3, 3:-3, 3] = 255
+        Image.fromarray(rgba, "RGBA").save(root / f"cutouts/train/c{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("assets")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(root / "style1.png")
+    Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(root / "style2.png")
+    save_file(tiny_vgg_state(), str(root / "vgg.safetensors"))
+    return {"data": make_dataset(root / "data"), "root": root, "vgg": root / "vgg.safetensors"}
+
+
+def tiny_options(assets, out: Path, n_styles: int = 1, **changes) -> TrainOptions:
+    specs = tuple(StyleSpec(f"style{i}", str(assets["root"] / f"style{i}.png")) for i in range(1, n_styles + 1))
+    options = TrainOptions(
+        str(assets["data"]), str(out), specs, steps=4, size=32, batch=2, vgg=str(assets["vgg"]), width=4,
+        res_blocks=1, precision="fp32", device="cpu", preview_every=0, checkpoint_every=0,
+    )  # fmt: skip
+    return replace(options, **changes)
+
+
+def params(net) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+# ----------------------------------------------------------------------------- every job kind
+
+
+@pytest.mark.parametrize("method", [2, 3])
+def test_every_job_takes_a_finite_step(assets, tmp_path, method):
+    run = setup_run(tiny_options(assets, tmp_path / "run", n_styles=2, mix_method=method, steps=2), _no_ddp())
+    if method == 3:
+        run.step = run.plan.stage1_steps
+        enter_stage2(run)
+    jobs = run.plan.jobs(run.plan.stage_at(run.step))
+    sources = {job.source for job in jobs}
+    assert sources == ({"recon", "members"} if method == 2 else {"recon", "members", "synthesized"})
+    assert {job.name for job in jobs} >= {"recon", "inpaint", "denoise", "seg", "style1", "style2", "denoise+seg"}
+    for job in jobs:
+        before = params(run.net)
+        losses = optimize(run, job, prepare(run, job))
+        assert all(np.isfinite(value) for value in losses.values()), job.name
+        assert any(not torch.equal(a, b) for a, b in zip(before, run.net.parameters())), job.name
+        if job.rule is not None and "seg" in job.rule.names and job.source == "members":
+            assert "discriminator" in losses and "seg.adversarial" in losses
+
+
+def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
+    run = setup_run(tiny_options(assets, tmp_path / "run", adversarial_weight=0.0), _no_ddp())
+    job = next(job for job in run.plan.jobs(1) if job.name == "seg")
+    assert run.disc is None
+    assert set(optimize(run, job, prepare(run, job))) == {"seg", "total"}
+
+
+def _no_ddp():
+    from mixtask.distributed import DistContext
+
+    return DistContext()
+
+
+# ----------------------------------------------------------------------------- Methods 1-3, export
+
+
+@pytest.mark.parametrize(
+    ("method", "mixes"),
+    [(1, ()), (2, (("denoise", "style1"), ("denoise", "seg"), ("seg", "style1"))), (3, (("denoise", "seg"),))],
+)
+def test_methods_train_and_export_self_describing_weights(assets, tmp_path, method, mixes):
+    out = tmp_path / "run"
+    extra = {"mixes": ("seg+denoise",)} if method == 3 else {}
+    result = train(tiny_options(assets, out, mix_method=method, **extra), quiet=True)
+    assert result.steps == 4 and not result.interrupted
+    model, info = load_weights(result.weights)
+    assert info.task_set.names == ("inpaint", "denoise", "seg", "style1")
+    assert info.task_set.tasks[3].aliases == ("starry", "starry_night")
+    assert info.task_set.mixes == mixes
+    assert (model.config.width, model.config.res_blocks) == (4, 1)
+    provenance = info.provenance
+    for key in ("data", "command", "steps", "size", "hardware", "wall_seconds", "date", "git_commit", "mix_method"):
+        assert key in provenance, key
+    assert (provenance["mix_method"], provenance["steps"], provenance["size"]) == (method, 4, 32)
+    assert provenance["stage"] == (2 if method == 3 else 1)
+    assert (out / STAGE1_NAME).is_file() == (method == 3)
+    if method == 3:
+        stage1 = read_info(out / STAGE1_NAME)
+        assert (stage1.provenance["stage"], stage1.provenance["steps"], stage1.task_set.mixes) == (1, 2, ())
+
+
+def test_log_and_previews(assets, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, preview_every=2), quiet=True)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "job" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert all("total" in r["losses"] and r["seconds"] >= r["data_seconds"] >= 0 for r in steps)
+    assert records[0]["event"] == "start" and records[-1]["event"] == "done"
+    previews = sorted((out / "previews").glob("*.png"))
+    assert [p.name for p in previews] == ["step-000002.png", "step-000004.png"]
+    width, height = Image.open(previews[-1]).size
+    assert width > 3 * 32 and height >= 32 * 7  # stage 2: recon, 4 singles, 2 mixes
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def _interrupt_at(step: int):
+    def callback(done: int) -> None:
+        if done == step:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal path: checkpoint, then stop
+
+    return callback
+
+
+def test_two_plus_two_resumed_steps_equal_four_straight(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "straight", stage1_steps=2, checkpoint_every=1)
+    straight = train(options, quiet=True)
+    stopped = train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=_interrupt_at(2))
+    assert stopped.interrupted and stopped.steps == 2 and stopped.weights is None
+    assert load_checkpoint(tmp_path / "resumed")["step"] == 2
+    resumed = train(replace(options, out=str(tmp_path / "resumed")), resume=True, quiet=True)
+    assert resumed.steps == 4
+    a, b = load_weights(straight.weights)[0], load_weights(resumed.weights)[0]
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+    assert logged_jobs(tmp_path / "resumed") == logged_jobs(tmp_path / "straight")
+
+
+def logged_jobs(run_dir: Path) -> list[str]:
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return [record["job"] for record in records if "job" in record]
+
+
+def test_resume_in_stage2_restores_the_stage1_model(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "a", steps=5, stage1_steps=2, mixes=("denoise+style1",))
+    straight = train(options, quiet=True)
+    train(replace(options, out=str(tmp_path / "b")), quiet=True, callback=_interrupt_at(3))
+    assert load_checkpoint(tmp_path / "b")["teacher"] is not None
+    resumed = train(replace(options, out=str(tmp_path / "b")), resume=True, quiet=True)
+    a, b = load_weights(straight.weights)[0], load_weights(resumed.weights)[0]
+    for x, y in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_can_extend_steps(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    options = resume_options(out, steps=3)
+    assert options.steps == 3
+    assert train(options, resume=True, quiet=True).steps == 3
+    with pytest.raises(MixtaskError, match="below the run's step 3"):
+        resume_options(out, steps=1)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"styles": (StyleSpec("style1", "/nowhere/starry.jpg"),)}, "style image for 'style1' not found"),
+        ({"mixes": ("denoise+sharpen",)}, "unknown task 'sharpen'; valid tasks: recon, inpaint"),
+        ({"mixes": ("seg+style1+style2",)}, "FiLM interpolation"),
+        ({"mix_method": 1, "mixes": ("denoise+seg",)}, "single tasks only"),
+        ({"mix_method": 2, "synth": "x"}, "--synth needs --mix-method 3"),
+        ({"size": 30}, "multiple of 4"),
+        ({"stage1_steps": 9}, "--stage1-steps"),
+        ({"data": "/nowhere/data"}, "data folder /nowhere/data not found"),
+    ],
+)
+def test_bad_options_fail_with_a_clear_message(assets, tmp_path, changes, message):
+    with pytest.raises(MixtaskError, match=message):
+        train(tiny_options(assets, tmp_path / "run", n_styles=2, **changes), quiet=True)
+
+
+def test_empty_data_folder(assets, tmp_path):
+    (tmp_path / "empty" / "photos").mkdir(parents=True)
+    with pytest.raises(MixtaskError, match="photo"):
+        train(tiny_options(assets, tmp_path / "run", data=str(tmp_path / "empty")), quiet=True)
+
+
+def test_missing_vgg_is_explained(assets, tmp_path):
+    with pytest.raises(MixtaskError, match="not found"):
+        train(tiny_options(assets, tmp_path / "run", vgg=str(tmp_path / "none.safetensors")), quiet=True)
+
+
+def test_existing_run_needs_resume(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "run", steps=1, mix_method=1)
+    train(options, quiet=True)
+    with pytest.raises(MixtaskError, match="--resume"):
+        train(options, quiet=True)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_trains_and_reports(assets, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(assets["data"]), "--out", str(out), "--style", f"style1={assets['root']}/style1.png",
+            "--steps", "2", "--size", "32", "--batch", "1", "--width", "4", "--res-blocks", "1", "--vgg",
+            str(assets["vgg"]), "--precision", "fp32", "--mix", "denoise+seg", "-q"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["/venv/bin/mixtask", *args])  # what the provenance records
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "weights:" in result.output
+    info = read_info(out / "weights.safetensors")
+    assert info.task_set.mixes == (("denoise", "seg"),)
+    assert info.provenance["command"].startswith("mixtask train --data ")
+    assert "--mix denoise+seg" in info.provenance["command"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--style", "style1"], "write it as NAME=IMAGE"),
+        (["--mix", "style1+style2", "--style", "style2=x.png"], "unknown task 'style1'"),
+        ([], "give --data DIR and --out RUN_DIR"),
+    ],
+)
+def test_cli_errors_are_one_line(assets, tmp_path, args, message):
+    base = ["train"] if not args else ["train", "--data", str(assets["data"]), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, base + args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_defaults_match_train_options():
+    import typer.main
+
+    command = typer.main.get_command(app).commands["train"]
+    defaults = {param.name: param.default for param in command.params}
+    fields = TrainOptions.__dataclass_fields__
+    names = ["size", "batch", "lr", "seed", "mix_method", "content_weight", "style_weight", "tv_weight"]
+    names += ["adversarial_weight", "width", "res_blocks", "film_layers", "preview_every", "checkpoint_every"]
+    for name in names:
+        assert defaults[name] == fields[name].default, name
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, options: TrainOptions, port: int) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    train(options, quiet=True)
+
+
+def test_two_cpu_processes_with_ddp(assets, tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "run"
+    options = tiny_options(assets, out, steps=3, stage1_steps=1, mixes=("denoise+seg",), checkpoint_every=2)
+    mp.spawn(_ddp_worker, args=(options, _free_port()), nprocs=2, join=True)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records if "event" in r] == ["start", "done"]  # rank 0 only
+    assert [r["step"] for r in records if "job" in r] == [1, 2, 3]
+    checkpoint = load_checkpoint(out)
+    assert len(checkpoint["rng"]) == 2
+    assert not torch.equal(checkpoint["rng"][0]["sampler"]["generator"], checkpoint["rng"][1]["sampler"]["generator"])
+    info = read_info(out / "weights.safetensors")
+    assert info.provenance["batch"] == 4 and info.provenance["hardware"].startswith("2 x")
+
+
+# ----------------------------------------------------------------------------- optional evaluation
+
+
+def test_optional_evaluation_writes_eval_json(assets, tmp_path, monkeypatch):
+    import mixtask.evaluate
+
+    seen = []
+
+    def fake_evaluation(options):  # the real one is tested with the evaluator; here: the hand-over
+        seen.append(options)
+        return {"split": options.split, "groups": []}
+
+    monkeypatch.setattr(mixtask.evaluate, "run_evaluation", fake_evaluation)
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, evaluate=True), quiet=True)
+    assert json.loads((out / "eval.json").read_text()) == {"split": "val", "groups": []}
+    assert seen[0].weights == out / "weights.safetensors" and seen[0].styles == (
+        ("style1", str(assets["root"] / "style1.png")),
+    )
+    assert "evaluated" in [json.loads(line).get("event") for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_evaluation_problems_do_not_fail_the_run(assets, tmp_path):
+    out = tmp_path / "run"
+    result = train(tiny_options(assets, out, steps=1, mix_method=1, evaluate=True), quiet=True)  # no val split
+    assert result.weights.is_file() and not (out / "eval.json").exists()
+
+
+def test_resume_drops_log_lines_after_the_checkpoint(tmp_path):
+    from mixtask.train import RunLog
+
+    log = RunLog(tmp_path / "log.jsonl", enabled=True)
+    for step in (1, 2, 3):
+        log.write({"step": step, "job": "recon"})
+    with (tmp_path / "log.jsonl").open("a") as handle:
+        handle.write('{"step": 4, "jo')  # cut short by a crash
+    log.truncate_after(2)
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
