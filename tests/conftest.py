@@ -13,6 +13,9 @@ from mixtask.model import ModelConfig, build_model
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 
+# Unit tests use tiny tensors: one thread is fastest (thread hand-offs dominate at 32 px).
+torch.set_num_threads(1)
+
 TINY_CONFIG = ModelConfig(num_tasks=len(DEFAULT_TASK_SET), width=4, res_blocks=1)
 
 

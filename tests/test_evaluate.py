@@ -67,15 +67,6 @@ def fake_backbones(monkeypatch):
     monkeypatch.setattr(evaluate, "load_backbones", lambda options: Backbones(tiny_vgg(), tiny_efficientnet()))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (thread hand-offs dominate at 32 px)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _eval(*args) -> object:
     return CliRunner().invoke(app, ["eval", *map(str, args)])
 

@@ -19,8 +19,6 @@ from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import read_info
 from tests.test_train import assets, make_dataset, tiny_options  # noqa: F401  (assets is a fixture)
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:

@@ -27,8 +27,6 @@ from mixtask.train import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, op
 from mixtask.weights import load_weights, read_info
 from tests.fakes import tiny_vgg_state
 
-torch.set_num_threads(1)  # tiny tensors: threads only add overhead (and the machine is shared)
-
 
 def make_dataset(root: Path, photos: int = 4, seed: int = 0) -> Path:
     """photos/train (smooth-ish colour images), masks/isnet/train (a disc), cutouts/train (RGBA)."""
@@ -361,3 +359,16 @@ def test_resume_drops_log_lines_after_the_checkpoint(tmp_path):
         handle.write('{"step": 4, "jo')  # cut short by a crash
     log.truncate_after(2)
     assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_loss_balancing_divides_by_each_jobs_running_mean(assets, tmp_path):
+    from types import SimpleNamespace
+
+    from mixtask.train import loss_scale
+
+    run = SimpleNamespace(options=tiny_options(assets, tmp_path), loss_scales={})
+    assert loss_scale(run, "style1", torch.tensor(50.0)) == pytest.approx(50.0)
+    assert loss_scale(run, "recon", torch.tensor(0.001)) == pytest.approx(0.001)
+    assert loss_scale(run, "style1", torch.tensor(40.0)) == pytest.approx(49.9)  # 0.99 * 50 + 0.01 * 40
+    run.options = replace(run.options, balance="none")
+    assert loss_scale(run, "style1", torch.tensor(40.0)) == 1.0

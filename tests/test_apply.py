@@ -1,0 +1,305 @@
+"""`mixtask apply`: files, folders, stdin/stdout, naming rules, damaged inputs, atomic writes."""
+
+from __future__ import annotations
+
+import errno
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mixtask import apply as pipeline
+from mixtask import fileio, images
+from mixtask.apply import ApplyOptions, apply_paths, is_slug
+from mixtask.cli import app
+from mixtask.errors import MixtaskError
+from mixtask.tasks import DEFAULT_TASK_SET
+
+RNG = np.random.default_rng(1)
+
+
+def picture(height: int = 32, width: int = 48, channels: int = 3) -> Image.Image:
+    return Image.fromarray(RNG.integers(0, 256, (height, width, channels), dtype=np.uint8).squeeze())
+
+
+def write(path: Path, image: Image.Image | None = None, **options) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (image or picture()).save(path, **options)
+    return path
+
+
+@pytest.fixture
+def run(tiny_weights):
+    """Invoke `mixtask apply ... -w tiny` and return the result (stdout/stderr separate)."""
+
+    def invoke(*args: str, stdin: bytes | None = None):
+        return CliRunner().invoke(app, ["apply", *map(str, args), "-w", str(tiny_weights)], input=stdin)
+
+    return invoke
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_single_file_goes_beside_input_with_slug(run, tmp_path):
+    source = write(tmp_path / "cat.png")
+    result = run(source, "--task", "seg,style1=0.5")
+    assert result.exit_code == 0, result.stderr
+    target = tmp_path / "cat.seg+style1_0.5.png"
+    assert "wrote" in result.stderr and target.name in result.stderr
+    out = Image.open(target)
+    assert out.format == "PNG" and out.size == (48, 32)
+    assert not np.array_equal(np.asarray(out), np.asarray(Image.open(source)))
+
+
+def test_output_file_suffix_picks_format(run, tmp_path):
+    source = write(tmp_path / "cat.png")
+    assert run(source, "-t", "denoise", "-o", tmp_path / "out" / "x.jpg").exit_code == 0
+    assert Image.open(tmp_path / "out" / "x.jpg").format == "JPEG"
+    result = run(source, "-t", "denoise", "-o", tmp_path / "x.png", "--format", "webp")
+    assert result.exit_code == 1 and "disagrees" in result.stderr
+
+
+def test_format_and_quality(run, tmp_path):
+    source = write(tmp_path / "in" / "a.png", picture(64, 64))
+    assert run(source, "-t", "seg", "-o", tmp_path / "lo", "--format", "jpg", "-q", "20").exit_code == 0
+    assert run(source, "-t", "seg", "-o", tmp_path / "hi", "--format", "jpg", "-q", "95").exit_code == 0
+    low, high = tmp_path / "lo" / "a.jpg", tmp_path / "hi" / "a.jpg"
+    assert Image.open(low).format == "JPEG" and low.stat().st_size < high.stat().st_size
+    assert run(source, "-t", "seg", "-o", tmp_path / "w", "-f", "webp").exit_code == 0
+    assert Image.open(tmp_path / "w" / "a.webp").format == "WEBP"
+
+
+def test_default_format_follows_input(run, tmp_path):
+    for name in ("a.jpg", "b.webp", "c.bmp", "d.gif"):
+        write(tmp_path / "in" / name)
+    assert run(tmp_path / "in", "-t", "seg", "-o", tmp_path / "out").exit_code == 0
+    assert files_in(tmp_path / "out") == ["a.jpg", "b.webp", "c.png", "d.png"]
+
+
+def test_folder_recursion_mirrors_subfolders(run, tmp_path):
+    src = tmp_path / "photos"
+    for name in ("a.png", "sub/b.jpg", "sub/deeper/c.png", ".hidden/d.png", ".e.png"):
+        write(src / name)
+    (src / "notes.txt").write_text("not an image, not an error")
+    flat = run(src, "-t", "seg", "-o", tmp_path / "flat")
+    assert flat.exit_code == 0 and files_in(tmp_path / "flat") == ["a.png"]
+    deep = run(src, "-t", "seg", "-o", tmp_path / "deep", "--recursive")
+    assert deep.exit_code == 0, deep.stderr
+    assert files_in(tmp_path / "deep") == ["a.png", "sub/b.jpg", "sub/deeper/c.png"]
+    assert "3 processed, 0 skipped, 0 failed" in deep.stderr
+
+
+def test_recursive_beside_inputs_and_output_folder_inside_input(run, tmp_path):
+    src = tmp_path / "photos"
+    write(src / "a.png"), write(src / "sub" / "b.png")
+    assert run(src, "-t", "seg", "-r").exit_code == 0
+    assert files_in(src) == ["a.png", "a.seg.png", "sub/b.png", "sub/b.seg.png"]
+    # -o inside the input tree: it is not scanned as input, now or on a second run
+    assert run(src, "-t", "denoise", "-r", "-o", src / "out").exit_code == 0
+    assert run(src, "-t", "denoise", "-r", "-o", src / "out", "--skip-existing").exit_code == 0
+    assert files_in(src / "out") == ["a.png", "sub/b.png"]
+
+
+def test_own_outputs_are_not_inputs(run, tmp_path):
+    write(tmp_path / "a.png")
+    write(tmp_path / "party.seg.png")  # a user's file: no `party.*` beside it, so it is an input
+    assert run(tmp_path, "-t", "seg").exit_code == 0
+    assert run(tmp_path, "-t", "denoise=0.5").exit_code == 0
+    assert files_in(tmp_path) == [
+        "a.denoise_0.5.png", "a.png", "a.seg.png", "party.seg.denoise_0.5.png", "party.seg.png",
+        "party.seg.seg.png", "tiny.safetensors",
+    ]  # fmt: skip
+
+
+def test_slug_recognition():
+    assert is_slug("recon", DEFAULT_TASK_SET) and is_slug("seg+style1_0.6", DEFAULT_TASK_SET)
+    assert is_slug(DEFAULT_TASK_SET.slug(DEFAULT_TASK_SET.parse("denoise=0.25,style2")), DEFAULT_TASK_SET)
+    assert not is_slug("holiday", DEFAULT_TASK_SET) and not is_slug("seg_x", DEFAULT_TASK_SET)
+
+
+def test_output_dir_equal_to_input_folder_keeps_slug(run, tmp_path):
+    write(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "-t", "seg", "-o", tmp_path).exit_code == 0
+    assert (tmp_path / "a.seg.png").is_file()
+
+
+def test_stdin_to_stdout(run, tmp_path):
+    buffer = io.BytesIO()
+    picture(32, 40).save(buffer, "JPEG")
+    result = run("-", "-t", "style2", stdin=buffer.getvalue())
+    assert result.exit_code == 0, result.stderr
+    out = Image.open(io.BytesIO(result.stdout_bytes))
+    assert out.format == "JPEG" and out.size == (40, 32)
+    to_file = run("-", "-t", "style2", "-o", tmp_path / "s.webp", stdin=buffer.getvalue())
+    assert to_file.exit_code == 0 and Image.open(tmp_path / "s.webp").format == "WEBP"
+    assert "must be the only input" in run("-", tmp_path / "s.webp", "-t", "seg", stdin=b"").stderr
+
+
+def test_file_to_stdout(run, tmp_path):
+    result = run(write(tmp_path / "a.png"), "-t", "seg", "-o", "-")
+    assert result.exit_code == 0 and Image.open(io.BytesIO(result.stdout_bytes)).size == (48, 32)
+
+
+def test_alpha_is_carried_unchanged(run, tmp_path):
+    rgba = picture(32, 48, 4)
+    source = write(tmp_path / "a.png", rgba)
+    assert run(source, "-t", "style1", "--format", "jpg").exit_code == 0  # JPEG cannot hold alpha -> PNG
+    out = Image.open(tmp_path / "a.style1.png")
+    assert out.mode == "RGBA" and out.size == rgba.size
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+    result = run(source, "-t", "style1", "-o", tmp_path / "x.jpg")
+    assert result.exit_code == 1 and "transparency" in result.stderr
+
+
+def test_exif_orientation_swaps_dims(run, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    source = write(tmp_path / "rot.jpg", picture(32, 48), exif=exif)
+    assert run(source, "-t", "seg").exit_code == 0
+    assert Image.open(tmp_path / "rot.seg.jpg").size == (32, 48)
+
+
+def test_unusual_modes(run, tmp_path):
+    src = tmp_path / "in"
+    write(src / "gray.png", picture(32, 40, 1))
+    write(src / "cmyk.jpg", picture(32, 40).convert("CMYK"))
+    write(src / "pal.png", picture(32, 40).quantize(8), transparency=0)
+    write(src / "deep.png", Image.fromarray(RNG.integers(0, 65536, (32, 40), dtype=np.uint16)))
+    result = run(src, "-t", "denoise", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    modes = {name: Image.open(tmp_path / "out" / name).mode for name in files_in(tmp_path / "out")}
+    assert modes == {"cmyk.jpg": "RGB", "deep.png": "RGB", "gray.png": "RGB", "pal.png": "RGBA"}
+
+
+def test_bad_files_are_reported_and_skipped(run, tmp_path):
+    src = tmp_path / "in"
+    write(src / "good.png")
+    (src / "bad.jpg").write_bytes(b"this is not a jpeg")
+    buffer = io.BytesIO()
+    picture().save(buffer, "PNG")
+    (src / "cut.png").write_bytes(buffer.getvalue()[:200])
+    result = run(src, "-t", "seg", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert files_in(tmp_path / "out") == ["good.png"]
+    assert "1 processed, 0 skipped, 2 failed" in result.stderr
+    assert "bad.jpg: not a readable image" in result.stderr and "cut.png: not a readable image" in result.stderr
+
+
+def test_never_overwrites_an_input(run, tmp_path):
+    source = write(tmp_path / "a.png")
+    before = source.read_bytes()
+    result = run(source, "-t", "seg", "-o", source, "--overwrite")
+    assert result.exit_code == 1 and "would overwrite an input" in result.stderr
+    assert source.read_bytes() == before
+
+
+def test_existing_output_kept_unless_overwrite(run, tmp_path):
+    source = write(tmp_path / "a.png")
+    target = tmp_path / "a.seg.png"
+    target.write_bytes(b"older result")
+    kept = run(source, "-t", "seg")
+    assert kept.exit_code == 1 and "a.seg.png exists (--overwrite replaces" in kept.stderr
+    assert target.read_bytes() == b"older result"
+    assert run(source, "-t", "seg", "--overwrite").exit_code == 0
+    assert Image.open(target).size == (48, 32)
+
+
+def test_skip_existing_resumes_a_folder(run, tmp_path):
+    src = tmp_path / "in"
+    for name in ("a.png", "b.png", "c.png"):
+        write(src / name)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "b.png").write_bytes(b"done earlier")
+    result = run(src, "-t", "seg", "-o", tmp_path / "out", "--skip-existing")
+    assert result.exit_code == 0 and "2 processed, 1 skipped, 0 failed" in result.stderr
+    assert (tmp_path / "out" / "b.png").read_bytes() == b"done earlier"
+    assert "contradict" in run(src, "-t", "seg", "--skip-existing", "--overwrite").stderr
+
+
+def test_two_inputs_with_one_output_name(run, tmp_path):
+    write(tmp_path / "a.png"), write(tmp_path / "a.bmp")
+    result = run(tmp_path, "-t", "seg")
+    assert result.exit_code == 1 and "is also the output of" in result.stderr
+    assert (tmp_path / "a.seg.png").is_file()
+
+
+def no_debris(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+def test_interrupted_encode_leaves_nothing(run, tmp_path, monkeypatch):
+    source = write(tmp_path / "a.png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images, "encode", interrupted)
+    result = run(source, "-t", "seg")
+    assert result.exit_code == 130 and not (tmp_path / "a.seg.png").exists() and no_debris(tmp_path)
+
+
+def test_interrupted_rename_leaves_nothing(run, tmp_path, monkeypatch):
+    source = write(tmp_path / "a.png")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, "replace", interrupted)
+    result = run(source, "-t", "seg")
+    assert result.exit_code == 130 and not (tmp_path / "a.seg.png").exists() and no_debris(tmp_path)
+
+
+def test_disk_full_stops_the_run(run, tmp_path, monkeypatch):
+    for name in ("a.png", "b.png"):
+        write(tmp_path / "in" / name)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "replace", full)
+    result = run(tmp_path / "in", "-t", "seg", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "disk full" in result.stderr
+    assert files_in(tmp_path / "out") == []
+
+
+def test_unknown_task_fails_before_touching_files(run, tmp_path):
+    source = write(tmp_path / "a.png")
+    result = run(source, "-t", "sharpen", "-o", tmp_path / "new")
+    assert result.exit_code == 1 and not (tmp_path / "new").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown task 'sharpen'" in lines[0] and "denoise" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["a.png", "b.png", "-o", "x.png"], "names one file, but there are several inputs"),
+        (["in", "-o", "x.jpg"], "names one file"),
+        (["a.png", "-o", "x.bmp"], "cannot write .bmp"),
+        (["missing.png"], "missing.png: no such file"),
+        (["empty"], "no images in"),
+        (["a.png", "--device", "gpu"], "unknown device 'gpu'"),
+    ],
+)
+def test_usage_errors(run, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.png"), write(tmp_path / "b.png"), write(tmp_path / "in" / "c.png")
+    (tmp_path / "empty").mkdir()
+    result = run(*args, "-t", "seg")
+    assert result.exit_code == 1 and message in result.stderr
+    assert files_in(tmp_path) == ["a.png", "b.png", "in/c.png", "tiny.safetensors"]
+
+
+def test_python_api(tiny_weights, tmp_path):
+    write(tmp_path / "a.png"), write(tmp_path / "b.png")
+    options = ApplyOptions(task="seg", output=str(tmp_path / "out"), weights=str(tiny_weights), format="webp")
+    summary = apply_paths([str(tmp_path)], options)
+    assert summary.exit_code == 0 and summary.count(pipeline.PROCESSED) == 2
+    assert files_in(tmp_path / "out") == ["a.webp", "b.webp"]
+    with pytest.raises(MixtaskError, match="quality"):
+        ApplyOptions(task="seg", quality=0)

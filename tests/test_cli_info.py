@@ -1,0 +1,85 @@
+"""`mixtask --version/--help`, `tasks`, `info` and `sweep` through the CLI."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from mixtask import __version__
+from mixtask.cli import app
+
+runner = CliRunner()
+
+
+def test_version_and_help_do_not_import_torch():
+    code = "import sys; from mixtask.cli import app; assert 'torch' not in sys.modules, 'torch imported at start-up'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "mixtask", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"mixtask {__version__}"
+    assert time.perf_counter() - started < 5  # generous: the point is that no model code is loaded
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("apply", "sweep", "tasks", "info", "train", "synth", "eval", "bench"):
+        assert command in result.output
+
+
+def test_tasks_table(tiny_weights):
+    result = runner.invoke(app, ["tasks", "--weights", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    for text in ("recon", "inpaint", "denoise", "seg", "style1", "style2", "denoise+style1", "seg+style1"):
+        assert text in result.output
+
+
+def test_info_shows_config_parameters_and_provenance(tiny_weights):
+    result = runner.invoke(app, ["info", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    assert "width" in result.output and "random init (test)" in result.output
+    assert "Provenance" in result.output
+
+
+def test_info_on_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.safetensors is not a valid safetensors" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_default_weights_says_pass_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("MIXTASK_WEIGHTS", str(tmp_path / "absent.safetensors"))
+    result = runner.invoke(app, ["tasks"])
+    assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_sweep_sheet_two_axes(tiny_weights, tmp_path):
+    image = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(image)
+    sheet = tmp_path / "sheet.png"
+    args = ["sweep", str(image), "--x", "style1", "--y", "denoise", "--steps", "3", "--cell", "40"]
+    result = runner.invoke(app, [*args, "-o", str(sheet), "-w", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    with Image.open(sheet) as grid:
+        cells = np.asarray(grid)
+    assert grid.size[0] >= 3 * 40 and grid.size[1] >= 3 * 30
+    first, last = cells[20:40, 0:40], cells[-30:, -44:-4]
+    assert np.abs(first.astype(int) - last.astype(int)).mean() > 1  # strengths change the output
+
+
+def test_sweep_rejects_same_axis_and_bad_steps(tiny_weights, tmp_path):
+    image = tmp_path / "in.png"
+    Image.new("RGB", (20, 20)).save(image)
+    base = ["sweep", str(image), "-o", str(tmp_path / "s.png"), "-w", str(tiny_weights)]
+    same = runner.invoke(app, [*base, "--x", "seg", "--y", "segmentation"])
+    assert same.exit_code == 1 and "same task" in same.output
+    steps = runner.invoke(app, [*base, "--x", "seg", "--steps", "1"])
+    assert steps.exit_code == 1 and "at least 2" in steps.output
+    unknown = runner.invoke(app, [*base, "--x", "blur"])
+    assert unknown.exit_code == 1 and "valid tasks" in unknown.output

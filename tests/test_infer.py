@@ -1,0 +1,174 @@
+"""Translator and InferenceNet: devices, precisions, sizes, and sameness with MixNet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixtask import devices
+from mixtask.errors import MixtaskError
+from mixtask.infer import InferenceNet, Translator, probe_image, psnr, strided_weight, subpixel_weight
+from mixtask.model import build_model
+from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.weights import WeightsInfo
+from tests.conftest import TINY_CONFIG, make_tiny_model
+
+CPU = torch.device("cpu")
+VECTOR = (0.0, 1.0, 0.0, 0.6, 0.0)
+
+
+def tiny_info() -> WeightsInfo:
+    return WeightsInfo("tiny.safetensors", TINY_CONFIG, DEFAULT_TASK_SET)
+
+
+def translator(precision="fp32", **kwargs) -> Translator:
+    return Translator(make_tiny_model(), tiny_info(), device="cpu", precision=precision, **kwargs)
+
+
+def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# --- devices and precisions ------------------------------------------------------------------
+
+
+def test_cuda_requested_without_cuda_is_an_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(MixtaskError, match="CUDA was requested but no CUDA device is available"):
+            devices.resolve_device(name)
+
+
+def test_auto_device_is_cpu_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert devices.resolve_device("auto") == CPU
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cpu:1", "tpu"])
+def test_unknown_device_names_the_choices(name):
+    with pytest.raises(MixtaskError, match="auto, cpu, cuda, cuda:N or mps"):
+        devices.resolve_device(name)
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(MixtaskError, match="fp16 is not supported on the CPU"):
+        translator(precision="fp16")
+
+
+def test_unknown_precision_lists_the_choices():
+    with pytest.raises(MixtaskError, match="auto, fp32, bf16, fp16"):
+        translator(precision="int8")
+
+
+def test_auto_precision_keeps_bf16_only_with_fast_bf16_and_good_probe(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)
+    chosen = translator(precision="auto")
+    assert chosen.precision == "bf16" and chosen.probe_psnr >= devices.MIN_HALF_PSNR
+    monkeypatch.setattr(devices, "MIN_HALF_PSNR", 1000.0)  # no half precision could pass this
+    assert translator(precision="auto").precision == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: False)
+    assert translator(precision="auto").precision == "fp32"
+
+
+# --- shapes, dtypes, task input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(17, 33), (1, 1), (5, 300), (64, 48)])
+def test_output_size_equals_input(size):
+    out = translator().translate_array(random_rgb(*size), VECTOR)
+    assert out.shape == (*size, 3) and out.dtype == np.uint8
+
+
+def test_translate_tensor_keeps_shape_and_range():
+    x = torch.rand(2, 3, 21, 30)
+    y = translator().translate_tensor(x, VECTOR)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    assert y.min() >= 0 and y.max() <= 1
+
+
+def test_translate_tensor_takes_one_vector_per_image():
+    model = translator()
+    x = torch.rand(1, 3, 24, 24).expand(2, -1, -1, -1)
+    both = model.translate_tensor(x, torch.tensor([VECTOR, (0.0,) * 5]))
+    assert torch.allclose(both[0], model.translate_tensor(x[:1], VECTOR)[0], atol=1e-5)
+    assert torch.allclose(both[1], model.translate_tensor(x[:1], "recon")[0], atol=1e-5)
+
+
+def test_bad_inputs_are_user_errors():
+    model = translator()
+    with pytest.raises(MixtaskError, match="uint8 RGB"):
+        model.translate_array(random_rgb(8, 8).astype(np.float32), VECTOR)
+    with pytest.raises(MixtaskError, match="does not fit"):
+        model.translate_array(random_rgb(8, 8), (1.0, 0.0))
+    with pytest.raises(MixtaskError, match=r"\[0, 1\]"):
+        model.translate_array(random_rgb(8, 8), (2.0, 0, 0, 0, 0))
+    with pytest.raises(MixtaskError, match="unknown task"):
+        model.translate_array(random_rgb(8, 8), "sharpen=1")
+
+
+def test_translate_pil_keeps_alpha_and_size():
+    rgba = np.dstack([random_rgb(20, 30), np.full((20, 30), 77, np.uint8)])
+    out = translator().translate(Image.fromarray(rgba, "RGBA"), "denoise=1,style1=0.5")
+    assert out.mode == "RGBA" and out.size == (30, 20)
+    assert np.all(np.asarray(out)[..., 3] == 77)
+
+
+# --- the rewritten network computes what MixNet computes -------------------------------------
+
+
+def test_subpixel_and_strided_rewrites_are_exact():
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(5, 6, 3, 3, generator=gen, dtype=torch.float64)
+    x = torch.randn(1, 6, 7, 9, generator=gen, dtype=torch.float64)
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    want = torch.nn.functional.conv2d(torch.nn.functional.pad(up, (1, 1, 1, 1), mode="reflect"), weight)
+    net = InferenceNet.__new__(InferenceNet)
+    net.decoder = [(subpixel_weight(weight), torch.zeros(20, dtype=torch.float64))]
+    got = net._upsample_conv(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 0)
+    assert torch.allclose(got, want, atol=1e-12)
+    wide = torch.randn(3, 6, 9, 9, generator=gen, dtype=torch.float64)
+    padded = torch.randn(1, 6, 20, 24, generator=gen, dtype=torch.float64)
+    direct = torch.nn.functional.conv2d(padded, wide)
+    shuffled = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(padded, strided_weight(wide), stride=2), 2)
+    assert torch.allclose(shuffled, direct, atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [(32, 48), (17, 33)])
+def test_fp32_inference_net_matches_mixnet(size):
+    model = make_tiny_model()
+    net = InferenceNet(model, CPU, torch.float32)
+    x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
+    with torch.inference_mode(), devices.threads_for(0, CPU):
+        want = model.forward_any_size(x, c)
+        got = net.forward_any_size(net.prepare(x), net.film(c))
+    assert (got - want).abs().max() < 1e-4
+
+
+def test_bf16_is_close_to_fp32_on_the_tiny_model():
+    x = (probe_image() * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    fp32, bf16 = translator("fp32"), translator("bf16")
+    for task in ("recon", "denoise=1,style1=0.6", "seg=1"):
+        want, got = fp32.translate_array(x, task), bf16.translate_array(x, task)
+        assert psnr(torch.from_numpy(got) / 255, torch.from_numpy(want) / 255) > 40
+
+
+def test_untrained_film_is_identity_so_every_task_reconstructs_alike():
+    torch.manual_seed(0)
+    model = build_model(TINY_CONFIG).eval()  # FiLM generator initialised to gamma = 1, beta = 0
+    engine = Translator(model, tiny_info(), device="cpu", precision="fp32")
+    rgb = random_rgb(24, 40)
+    recon = engine.translate_array(rgb, "recon")
+    assert np.array_equal(recon, engine.translate_array(rgb, "denoise=1,style1=1,seg=0.5"))
+    with torch.inference_mode():
+        want = model.forward_any_size(torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255, torch.zeros(1, 5))
+    want = (want.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.abs(recon.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_from_file_loads_weights(tiny_weights):
+    engine = Translator.from_file(tiny_weights, device="cpu", precision="fp32")
+    assert engine.task_set.names == DEFAULT_TASK_SET.names
+    assert engine.parse_task("denoise=1") == (0.0, 1.0, 0.0, 0.0, 0.0)
+    assert engine.device == CPU and engine.precision == "fp32"
