@@ -1,9 +1,66 @@
-"""`mixtask apply` (being written)."""
+"""`mixtask apply INPUT... --task SPEC`: translate images, folders or stdin (pipeline in mixtask/apply.py)."""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+
 import typer
+
+from mixtask.cli.common import WEIGHTS_HELP, user_errors
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("apply")(apply_command)
+
+
+@user_errors
+def apply_command(
+    inputs: list[Path] = typer.Argument(..., help="Image files, folders, or - to read one image from stdin."),
+    task: str = typer.Option(..., "--task", "-t", help="Task vector, e.g. seg, denoise+style1, style1=0.6."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="FILE (.png/.jpg/.webp; one input), DIR, or - for stdout. Default: beside input."
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk sub-folders; mirror them under -o DIR."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Quietly skip images whose output exists."),
+    format: OutputFormat = typer.Option(None, "--format", "-f", help="Output format; default: the input's."),
+    quality: int = typer.Option(92, "--quality", "-q", min=1, max=100, help="JPEG/WebP quality (WebP 100: lossless)."),
+    weights: Path = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: Precision = typer.Option(Precision.auto, "--precision", help="Compute precision."),
+    tile: int = typer.Option(0, "--tile", min=0, help="Tile side in pixels for big images; 0 = automatic."),
+) -> None:
+    """Apply a task (or a mix of tasks) to images; exits 1 if any image failed."""
+    from rich.console import Console
+
+    from mixtask.apply import ApplyOptions, apply_paths
+
+    options = ApplyOptions(
+        task=task,
+        output=output,
+        recursive=recursive,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        format=format.value if format else None,
+        quality=quality,
+        weights=weights,
+        device=device,
+        precision=precision.value,
+        tile=tile or None,
+    )
+    summary = apply_paths(inputs, options, console=Console(stderr=True))
+    raise typer.Exit(summary.exit_code)

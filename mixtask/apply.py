@@ -1,0 +1,498 @@
+"""`mixtask apply`: run one task vector (paper, Sec. 3.1) over files, folders or stdin.
+
+The flow is CLI -> `apply_paths` -> `infer.Translator` -> model. Decoding of the next images
+and encoding/writing of the last one run in a small thread pool while the model computes,
+because the model dominates the time and the I/O can hide behind it.
+
+Naming rules (see also the README):
+- no `-o`: beside the input, as `<stem>.<task-slug>.<ext>` (slug from `TaskSet.slug`);
+- `-o FILE` (a name ending in .png/.jpg/.jpeg/.webp): exactly one input file; its suffix
+  picks the format; `-o -` writes to stdout;
+- `-o DIR` (anything else): `DIR/<stem>.<ext>`, sub-folders mirrored under `--recursive`;
+  the slug is added whenever an output would land in its input's own folder.
+Inputs are never overwritten. An existing output is kept (and the run exits 1) unless
+`--overwrite`; `--skip-existing` skips it quietly to resume a half-done folder. Folder scans
+ignore hidden files, non-image suffixes and files that look like our own outputs
+(`<stem>.<slug>.<ext>` beside an input `<stem>.*`), and never descend into the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mixtask import images
+from mixtask.errors import MixtaskError
+from mixtask.fileio import write_bytes_atomic
+from mixtask.tasks import TaskSet
+
+STDIO = Path("-")
+PREFETCH = 2  # decodes running ahead of the model
+MAX_PENDING_WRITES = 2
+MAX_KEPT_LINES = 5  # a re-run over a done folder should not print a line per file
+FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+PROCESSED, SKIPPED, KEPT, FAILED = "processed", "skipped", "kept", "failed"
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Everything `mixtask apply` takes besides its inputs."""
+
+    task: str
+    output: Path | None = None
+    recursive: bool = False
+    overwrite: bool = False
+    skip_existing: bool = False
+    format: str | None = None  # png, jpeg (or jpg), webp; None = the input's format
+    quality: int = 92
+    weights: Path | None = None
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps: checked by infer.Translator
+    precision: str = "auto"
+    tile: int | None = None  # None = automatic
+
+    def __post_init__(self):
+        for name in ("output", "weights"):  # API callers may pass str
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.overwrite and self.skip_existing:
+            raise MixtaskError("--overwrite and --skip-existing contradict each other; give one")
+        if not 1 <= self.quality <= 100:
+            raise MixtaskError(f"--quality {self.quality} is outside 1..100")
+        if images.normalize_format(self.format) not in (None, *images.WRITABLE_FORMATS):
+            raise MixtaskError(f"unknown --format {self.format!r}; use png, jpg or webp")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its output goes: `out_file` if fixed, else `out_dir/stem.<ext>`."""
+
+    source: Path  # STDIO for stdin
+    out_dir: Path | None = None
+    stem: str = ""
+    out_file: Path | None = None  # -o FILE, or STDIO
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if self.source == STDIO else str(self.source)
+
+    def target(self, format_name: str) -> Path:
+        return self.out_file or self.out_dir / f"{self.stem}.{images.extension(format_name)}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: str  # PROCESSED, SKIPPED, KEPT or FAILED
+    message: str = ""
+    target: Path | None = None
+
+
+@dataclass
+class ApplySummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, *statuses: str) -> int:
+        return sum(outcome.status in statuses for outcome in self.outcomes)
+
+    def problems(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status in (KEPT, FAILED)]
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any file failed or an existing output blocked it, else 0."""
+        return 1 if self.problems() else 0
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, vector) -> list[Job]:
+    """Expand inputs into jobs and name every output; raises before any file is touched."""
+    if not inputs:
+        raise MixtaskError("no inputs given; pass image files, folders, or - for stdin")
+    if STDIO in inputs:
+        jobs = [_stdin_job(inputs, options)]
+    else:
+        exclude = {options.output.resolve()} if options.output not in (None, STDIO) else set()
+        sources = _collect_sources(inputs, options.recursive, exclude, task_set)
+        kind = _output_kind(options, many=len(sources) > 1 or any(path.is_dir() for path in inputs))
+        jobs = [_job(source, root, kind, options, task_set.slug(vector)) for source, root in sources]
+    if jobs[0].out_file == STDIO and sys.stdout.isatty():
+        raise MixtaskError("stdout is a terminal, not a file; redirect it (> out.png) or give -o FILE")
+    return jobs
+
+
+def _stdin_job(inputs: list[Path], options: ApplyOptions) -> Job:
+    if len(inputs) > 1:
+        raise MixtaskError("'-' (stdin) must be the only input")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise MixtaskError("no image on stdin; pipe one in, e.g. mixtask apply - --task seg < photo.jpg > out.png")
+    output = options.output or STDIO
+    if output != STDIO and _output_kind(options, many=False) != "file":
+        raise MixtaskError(f"reading stdin: -o must be a file name (.png, .jpg, .webp) or -, not {output}")
+    return Job(STDIO, out_file=output)
+
+
+def _collect_sources(inputs, recursive, exclude, task_set) -> list[tuple[Path, Path | None]]:
+    """(file, folder it was found in or None) for every input image, without duplicates."""
+    found, seen = [], set()
+    for path in inputs:
+        if path.is_dir():
+            entries = [(file, path) for file in _folder_images(path, recursive, exclude, task_set)]
+            if not entries:
+                raise MixtaskError(f"no images in {path} ({_scan_hint(recursive)})")
+        elif path.exists():
+            entries = [(path, None)]
+        else:
+            raise MixtaskError(f"{path}: no such file or folder")
+        for file, root in entries:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                found.append((file, root))
+    return found
+
+
+def _scan_hint(recursive: bool) -> str:
+    suffixes = ", ".join(sorted(images.INPUT_EXTENSIONS))
+    return f"looked for {suffixes}" + ("" if recursive else "; add --recursive for sub-folders")
+
+
+def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: TaskSet) -> list[Path]:
+    files: list[Path] = []
+    for folder, names in _walk(root, recursive, exclude):
+        candidates = [
+            folder / name
+            for name in sorted(names)
+            if not name.startswith(".") and Path(name).suffix.lower() in images.INPUT_EXTENSIONS
+        ]
+        files += _drop_own_outputs(candidates, task_set)
+    return files
+
+
+def _walk(root: Path, recursive: bool, exclude: set[Path]) -> Iterator[tuple[Path, list[str]]]:
+    """Folders top-down in sorted order, skipping hidden ones and the output folder."""
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in exclude)
+        yield Path(folder), names
+        if not recursive:
+            return
+
+
+def _drop_own_outputs(files: list[Path], task_set: TaskSet) -> list[Path]:
+    """Leave out `<stem>.<slug>.<ext>` files that sit beside an input `<stem>.*`: earlier results."""
+    stems = {file.stem for file in files}
+    return [file for file in files if not _looks_like_output(file.stem, stems, task_set)]
+
+
+def _looks_like_output(stem: str, stems: set[str], task_set: TaskSet) -> bool:
+    dots = [i for i, char in enumerate(stem) if char == "."]
+    return any(stem[:i] in stems and is_slug(stem[i + 1 :], task_set) for i in dots)
+
+
+def is_slug(text: str, task_set: TaskSet) -> bool:
+    """Whether `text` is something `TaskSet.slug` produces, e.g. `seg+style1_0.6` or `recon`."""
+    return text == "recon" or all(_is_slug_part(part, task_set.names) for part in text.split("+"))
+
+
+def _is_slug_part(part: str, names: tuple[str, ...]) -> bool:
+    if part in names:
+        return True
+    name, _, value = part.rpartition("_")
+    return name in names and re.fullmatch(r"\d*\.?\d+(e-?\d+)?", value) is not None
+
+
+def _output_kind(options: ApplyOptions, many: bool) -> str:
+    """'beside' (no -o), 'file' (-o FILE or -o -) or 'dir' (-o DIR)."""
+    output = options.output
+    if output is None:
+        return "beside"
+    if output.is_dir():
+        return "dir"
+    if output == STDIO or output.suffix.lower() in FILE_SUFFIXES:
+        if many:
+            raise MixtaskError(f"-o {output} names one file, but there are several inputs; give a folder, e.g. -o out")
+        _check_file_format(output, options.format)
+        return "file"
+    if output.exists():
+        raise MixtaskError(f"-o {output} is an existing file, not a folder; name the output .png, .jpg or .webp")
+    if output.suffix.lower() in _pil_suffixes():
+        raise MixtaskError(f"cannot write {output.suffix} files; name the output .png, .jpg or .webp")
+    return "dir"
+
+
+def _pil_suffixes() -> set[str]:
+    from PIL import Image
+
+    return set(Image.registered_extensions())
+
+
+def _check_file_format(output: Path, requested: str | None) -> None:
+    implied = images.format_from_extension(output)
+    wanted = images.normalize_format(requested)
+    if implied and wanted and implied != wanted:
+        raise MixtaskError(f"--format {requested} disagrees with -o {output}; drop one of them")
+
+
+def _job(source: Path, root: Path | None, kind: str, options: ApplyOptions, slug: str) -> Job:
+    if kind == "file":
+        return Job(source, out_file=options.output)
+    out_dir = source.parent
+    if kind == "dir":
+        out_dir = options.output / (source.parent.relative_to(root) if root else Path())
+    beside = out_dir.resolve() == source.parent.resolve()
+    return Job(source, out_dir, f"{source.stem}.{slug}" if beside else source.stem)
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+class Targets:
+    """Decides whether an output may be written: never over an input, never twice, existing kept."""
+
+    def __init__(self, jobs: list[Job], options: ApplyOptions):
+        self.inputs = {job.source.resolve() for job in jobs if job.source != STDIO}
+        self.claimed: dict[Path, Job] = {}
+        self.options = options
+
+    def check(self, job: Job, target: Path) -> Outcome | None:
+        """An outcome that stops this job, or None if `target` may be written."""
+        if target == STDIO:
+            return None
+        resolved = target.resolve()
+        if resolved in self.inputs:
+            return Outcome(job, FAILED, f"{job.name}: output {target} would overwrite an input; choose another -o")
+        if resolved in self.claimed:
+            other = self.claimed[resolved].name
+            return Outcome(job, FAILED, f"{job.name}: output {target} is also the output of {other}; rename one")
+        if target.is_dir():
+            return Outcome(job, FAILED, f"{job.name}: output {target} is a folder")
+        if target.exists():
+            return self._existing(job, target)
+        return None
+
+    def _existing(self, job: Job, target: Path) -> Outcome | None:
+        if self.options.skip_existing:
+            return Outcome(job, SKIPPED, target=target)
+        if self.options.overwrite:
+            return None
+        return Outcome(job, KEPT, f"{job.name}: output {target} exists (--overwrite replaces, --skip-existing skips)")
+
+    def claim(self, job: Job, target: Path) -> None:
+        if target != STDIO:
+            self.claimed[target.resolve()] = job
+
+
+def predicted_format(job: Job, options: ApplyOptions) -> str | None:
+    """The output format guessed from names alone (None for stdin): lets --skip-existing skip decoding."""
+    if job.source == STDIO:
+        return None
+    implied = images.format_from_extension(job.out_file) if job.out_file not in (None, STDIO) else None
+    return implied or images.choose_format(options.format, images.format_from_extension(job.source), False)
+
+
+def output_format(job: Job, loaded: images.LoadedImage, options: ApplyOptions) -> str:
+    """The real output format, known once the image (and whether it has alpha) is decoded."""
+    has_alpha = loaded.alpha is not None
+    if job.out_file not in (None, STDIO):
+        implied = images.format_from_extension(job.out_file)
+        if has_alpha and implied not in images.ALPHA_FORMATS:
+            raise MixtaskError(f"{job.name} has transparency, which JPEG cannot hold; write -o NAME.png or .webp")
+        return implied
+    return images.choose_format(options.format, loaded.format, has_alpha)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=None, translator=None) -> ApplySummary:
+    """Translate every input; prints progress and a summary on `console` (a Rich console) if given."""
+    from mixtask.weights import read_info
+
+    task_set = translator.task_set if translator else read_info(options.weights).task_set
+    vector = task_set.parse(options.task)  # an unknown task fails here, before any file is touched
+    jobs = plan_jobs([Path(path) for path in inputs], options, task_set, vector)
+    translator = translator or _load_translator(options)
+    summary = ApplySummary()
+    try:
+        with Reporter(console, len(jobs)) as reporter:
+            _run(jobs, translator, vector, options, summary, reporter.advance)
+    finally:
+        print_summary(summary, console, len(jobs))
+    return summary
+
+
+def _load_translator(options: ApplyOptions):
+    from mixtask.infer import Translator
+
+    return Translator.from_file(
+        options.weights, device=options.device, precision=options.precision, tile=options.tile or None
+    )
+
+
+@dataclass
+class _Run:
+    """What the loop needs besides the job: shared by its small steps."""
+
+    translator: object
+    vector: tuple
+    options: ApplyOptions
+    targets: Targets
+    pool: ThreadPoolExecutor
+
+
+def _run(jobs, translator, vector, options, summary: ApplySummary, advance) -> None:
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixtask-io")
+    run = _Run(translator, vector, options, Targets(jobs, options), pool)
+    writes: deque[Future] = deque()
+    try:
+        for job, ready in _prefetched(jobs, run):
+            result = ready if isinstance(ready, Outcome) else _translate(job, ready, run)
+            if isinstance(result, Future):
+                writes.append(result)
+            else:
+                _record(summary, result, advance)
+            while writes and (len(writes) > MAX_PENDING_WRITES or writes[0].done()):
+                _record(summary, writes.popleft().result(), advance)  # a write error aborts here
+        while writes:
+            _record(summary, writes.popleft().result(), advance)
+    finally:
+        # Ctrl-C or an abort: drop queued work; a write already running finishes atomically.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _record(summary: ApplySummary, outcome: Outcome, advance) -> None:
+    summary.outcomes.append(outcome)
+    advance(outcome)
+
+
+def _prefetched(jobs: Iterable[Job], run: _Run) -> Iterator[tuple[Job, Outcome | Future]]:
+    """Each job with either an outcome decided from names alone, or its decode running ahead."""
+    queue: deque[tuple[Job, Outcome | Future]] = deque()
+    for job in jobs:
+        queue.append((job, _precheck(job, run) or run.pool.submit(_decode, job)))
+        if len(queue) > PREFETCH:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
+def _precheck(job: Job, run: _Run) -> Outcome | None:
+    guess = predicted_format(job, run.options)
+    return run.targets.check(job, job.target(guess)) if guess else None
+
+
+def _decode(job: Job) -> images.LoadedImage:
+    if job.source == STDIO:
+        return images.load_image(sys.stdin.buffer.read(), "<stdin>")
+    return images.load_image(job.source, job.name)
+
+
+def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
+    """Decode result -> checked target -> model -> a queued write (or a failed outcome)."""
+    try:
+        loaded = decoding.result()
+        format_name = output_format(job, loaded, run.options)
+        target = job.target(format_name)
+        stop = run.targets.check(job, target)
+        if stop:
+            return stop
+        run.targets.claim(job, target)
+        rgb = run.translator.translate_array(loaded.rgb, run.vector)
+    except MixtaskError as error:
+        return Outcome(job, FAILED, _named(job, error))
+    return run.pool.submit(_write, job, target, format_name, rgb, loaded, run.options.quality)
+
+
+def _named(job: Job, error: Exception) -> str:
+    message = str(error)
+    return message if message.startswith(job.name) else f"{job.name}: {message}"
+
+
+def _write(job: Job, target: Path, format_name: str, rgb, loaded: images.LoadedImage, quality: int) -> Outcome:
+    """Encode and write atomically. A write error (disk full, no permission) aborts the run."""
+    try:
+        data = images.encode(images.to_pil(rgb, loaded.alpha), format_name, quality, loaded.icc_profile)
+    except (OSError, ValueError) as error:
+        return Outcome(job, FAILED, f"{job.name}: cannot encode as {format_name} ({error})")
+    if target == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_bytes_atomic(target, data)
+    return Outcome(job, PROCESSED, target=target)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+class Reporter:
+    """A Rich progress bar (count, elapsed, ETA) on the console for runs of several images on a terminal."""
+
+    def __init__(self, console, total: int):
+        self.progress = None
+        self.total = total
+        if console is not None and console.is_terminal and total > 1:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+
+    def __enter__(self) -> Reporter:
+        if self.progress:
+            self.progress.start()
+            self.task_id = self.progress.add_task("translating", total=self.total)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def advance(self, outcome: Outcome) -> None:
+        if self.progress:
+            self.progress.advance(self.task_id)
+
+
+def summary_lines(summary: ApplySummary, total: int) -> list[str]:
+    """`wrote X` for a single image; else counts, every failure, and the first few kept outputs."""
+    done = summary.count(PROCESSED)
+    if total == 1 and done == 1:
+        target = summary.outcomes[0].target
+        return [] if target == STDIO else [f"wrote {target}"]
+    counts = f"{done} processed, {summary.count(SKIPPED, KEPT)} skipped, {summary.count(FAILED)} failed"
+    unfinished = total - len(summary.outcomes)
+    if unfinished:
+        counts += f", {unfinished} not done"
+    kept = [outcome for outcome in summary.outcomes if outcome.status == KEPT]
+    lines = [counts] + [f"  failed: {o.message}" for o in summary.outcomes if o.status == FAILED]
+    lines += [f"  kept: {o.message}" for o in kept[:MAX_KEPT_LINES]]
+    if len(kept) > MAX_KEPT_LINES:
+        lines.append(f"  kept: {len(kept) - MAX_KEPT_LINES} more existing outputs (--skip-existing skips them quietly)")
+    return lines
+
+
+def print_summary(summary: ApplySummary, console, total: int) -> None:
+    if console is None:
+        return
+    for line in summary_lines(summary, total):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
