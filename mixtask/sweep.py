@@ -55,7 +55,7 @@ def sweep_vectors(task_set, spec: SweepSpec) -> list[list[tuple[float, ...]]]:
 def _thumbnail(rgb: np.ndarray, cell: int) -> np.ndarray:
     image = Image.fromarray(rgb)
     image.thumbnail((cell, cell), Image.Resampling.LANCZOS)
-    return np.asarray(image)
+    return np.array(image)
 
 
 def _label(task_set, vector, spec: SweepSpec) -> str:
