@@ -172,3 +172,25 @@ def test_from_file_loads_weights(tiny_weights):
     assert engine.task_set.names == DEFAULT_TASK_SET.names
     assert engine.parse_task("denoise=1") == (0.0, 1.0, 0.0, 0.0, 0.0)
     assert engine.device == CPU and engine.precision == "fp32"
+
+
+def test_bench_command_writes_table_json_and_markdown(tiny_weights, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mixtask.cli import app
+
+    args = ["bench", "-w", str(tiny_weights), "--sizes", "32,40x24", "--precision", "fp32,bf16", "--device", "cpu"]
+    files = ["--repeats", "1", "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md")]
+    result = CliRunner().invoke(app, args + files)
+    assert result.exit_code == 0, result.stderr
+    assert "s/MP" in result.stdout
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["width"], r["height"], r["precision"]) for r in rows] == [
+        (32, 32, "fp32"), (40, 24, "fp32"), (32, 32, "bf16"), (40, 24, "bf16"),
+    ]  # fmt: skip
+    assert rows[2]["psnr_vs_fp32"] > 30 and rows[0]["e2e_s_per_mp"] > 0
+    assert (tmp_path / "b.md").read_text().startswith("| size |")
+    bad = CliRunner().invoke(app, ["bench", "-w", str(tiny_weights), "--sizes", "0x5"])
+    assert bad.exit_code == 1 and "bad size" in bad.stderr
