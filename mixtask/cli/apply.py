@@ -7,20 +7,13 @@ from pathlib import Path
 
 import typer
 
-from mixtask.cli.common import WEIGHTS_HELP, user_errors
+from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
 
 
 class OutputFormat(str, Enum):
     png = "png"
     jpg = "jpg"
     webp = "webp"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import functools
 import sys
+from enum import Enum
 
 import typer
 
 from mixtask.errors import MixtaskError
 
 WEIGHTS_HELP = "Weights file (.safetensors); default: the shipped model in weights/."
+
+
+class Precision(str, Enum):
+    """--precision of `train` and `apply`."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

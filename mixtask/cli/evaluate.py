@@ -40,7 +40,8 @@ def eval_command(
     """Score every task and trained mix against the identity and classical baselines."""
     from rich.console import Console
 
-    from mixtask.evaluate import EvalOptions, result_tables, run_evaluation, write_json
+    from mixtask.eval_report import result_tables
+    from mixtask.evaluate import EvalOptions, run_evaluation, write_json
 
     styles = tuple(_style_pair(text) for text in style)
     options = EvalOptions(data, weights, split, size, count, vgg, effnet, styles, strength_sweep, seed, device=device)

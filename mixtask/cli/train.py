@@ -7,19 +7,12 @@ from pathlib import Path
 
 import typer
 
-from mixtask.cli.common import user_errors
+from mixtask.cli.common import Precision, user_errors
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
 METHOD_HELP = "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages)."
 RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps may change)."
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 class Balance(str, Enum):

@@ -1,0 +1,23 @@
+"""Training: single tasks, then mixed tasks (paper, Sec. 3.3, Methods 1-3; losses of Table 1).
+
+One task (or mix) per mini-batch, drawn uniformly from the jobs of the current stage;
+reconstruction (task vector 0, L2 on the clean image) is one of them.
+
+- Method 1: single tasks only.
+- Method 2: mixes too, each trained with the sum of its members' own losses and targets.
+- Method 3 (default): stage 1 trains single tasks for `stage1_steps`; then a frozen copy of the
+  stage-1 model renders mixed targets on the fly (`mixtask.mixing`), and stage 2 trains single
+  tasks and mixes together, mixes with L2 on the synthesised targets. `--synth DIR` adds mixed
+  samples synthesised ahead by `mixtask synth` as further stage-2 jobs.
+
+Losses (Table 1): L2 for recon, inpaint, denoise and synthesised mixes; L2 + PatchGAN for seg;
+the perceptual loss against per-style Gram targets (computed once) for styles.
+
+Checkpoints (`mixtask.checkpoint`) hold every state, so a resumed run continues bit-for-bit;
+`mixtask.distributed` scales out with DDP under torchrun; the run ends by exporting a
+self-describing safetensors file (`mixtask.weights.save_weights`).
+
+Modules, in the order data flows: `options` (TrainOptions) -> `plan` (tasks, mixes, jobs) ->
+`setup` (builds the `state.Run`) -> `loop` (steps via `step` and `batches`; `stages`,
+`checkpointing`, `export`, `progress`, `preview`, `signals` around them).
+"""

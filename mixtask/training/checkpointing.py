@@ -1,0 +1,55 @@
+"""Checkpoints of a run: every state (RNGs of every rank included), so a resume is bit-for-bit."""
+
+from __future__ import annotations
+
+from mixtask import distributed as ddp
+from mixtask.checkpoint import capture_rng, restore_rng, save_checkpoint
+from mixtask.training.console import warn
+from mixtask.training.stages import frozen_copy
+from mixtask.training.state import Run
+
+
+def checkpoint_state(run: Run) -> dict:
+    """The run's state; RNG states of every rank (gathered to all, saved by rank 0)."""
+    rng = ddp.gather(capture_rng(run.generators, run.sampler), run.ctx)
+    return {
+        "options": run.options.to_json(),
+        "step": run.step,
+        "wall_seconds": run.wall_seconds,
+        "model": run.net.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "disc": run.disc.state_dict() if run.disc else None,
+        "disc_optimizer": run.disc_optimizer.state_dict() if run.disc_optimizer else None,
+        "teacher": run.teacher.state_dict() if run.teacher else None,
+        "scaler": run.scaler.state_dict(),
+        "loss_scales": dict(run.loss_scales),
+        "rng": rng,
+    }
+
+
+def write_checkpoint(run: Run) -> None:
+    state = checkpoint_state(run)
+    if run.ctx.is_main:
+        save_checkpoint(run.options.out, state)
+    ddp.barrier(run.ctx)
+
+
+def restore(run: Run, state: dict) -> None:
+    """Put a checkpoint's state back into a freshly built run."""
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.disc is not None and state["disc"] is not None:
+        run.disc.load_state_dict(state["disc"])
+        run.disc_optimizer.load_state_dict(state["disc_optimizer"])
+    if state["teacher"] is not None:
+        run.teacher = frozen_copy(run.net)
+        run.teacher.load_state_dict(state["teacher"])
+    if state["scaler"]:
+        run.scaler.load_state_dict(state["scaler"])
+    run.step, run.wall_seconds = state["step"], state["wall_seconds"]
+    run.loss_scales = dict(state.get("loss_scales", {}))
+    rng = state["rng"]
+    if len(rng) == run.ctx.world_size:
+        restore_rng(rng[run.ctx.rank], run.generators, run.sampler)
+    else:
+        warn(f"checkpoint was written by {len(rng)} process(es), now {run.ctx.world_size}: data streams restart")

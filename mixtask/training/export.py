@@ -1,0 +1,76 @@
+"""Exporting self-describing weights with their provenance (data, command, hardware, commit)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import platform
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from mixtask.tasks import TaskSet
+from mixtask.training.setup import loss_weights
+from mixtask.training.state import Run
+
+WEIGHTS_NAME = "weights.safetensors"
+STAGE1_NAME = "stage1.safetensors"
+
+
+def describe_hardware(device: str, dtype: torch.dtype | None, world_size: int) -> str:
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        name = f"{cpu_model()} ({torch.get_num_threads()} threads)"
+    precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
+    return f"{world_size} x {name}, {precision}, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    """The source's git commit (with `-dirty` for local changes), or `unknown`."""
+    here = Path(__file__).resolve().parent
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(run: Run, stage: int) -> dict:
+    options = run.options
+    return {
+        "data": str(Path(options.data).resolve()),
+        "command": options.command,
+        "steps": run.step,
+        "size": options.size,
+        "batch": options.batch * run.ctx.world_size,
+        "seed": options.seed,
+        "mix_method": options.mix_method,
+        "stage": stage,
+        "styles": {spec.name: str(Path(spec.image).resolve()) for spec in options.styles},
+        "loss_weights": asdict(loss_weights(options)),
+        "hardware": describe_hardware(run.device, run.dtype, run.ctx.world_size),
+        "wall_seconds": round(run.wall_seconds, 1),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+    }
+
+
+def export(run: Run, path: Path, stage: int) -> Path:
+    """Self-describing safetensors of the current network (task names, mixes, provenance)."""
+    from mixtask.weights import save_weights
+
+    task_set = TaskSet(run.plan.task_set.tasks, run.plan.trained_mixes(run.step))
+    return save_weights(path, run.net, task_set, provenance(run, stage))

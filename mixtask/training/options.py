@@ -1,0 +1,119 @@
+"""A run's options: what `mixtask train` parses, checks and stores in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from mixtask.checkpoint import load_checkpoint
+from mixtask.errors import MixtaskError
+
+MIX_METHODS = (1, 2, 3)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """A style task to train: its name and its style image."""
+
+    name: str
+    image: str
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything a run needs; stored in its checkpoints so `--resume` continues it unchanged."""
+
+    data: str
+    out: str
+    styles: tuple[StyleSpec, ...] = ()
+    mixes: tuple[str, ...] | None = None  # None: the default mixes whose tasks exist
+    mix_method: int = 3
+    steps: int = 2000
+    stage1_steps: int | None = None  # Method 3; None: half of `steps`
+    size: int = 256
+    batch: int = 4
+    lr: float = 1e-4
+    seed: int = 0
+    vgg: str | None = None  # None: $MIXTASK_VGG or the shared vgg16-features.safetensors
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 50.0
+    adversarial_weight: float = 0.01  # 0 turns the PatchGAN off
+    balance: str = "ema"  # "ema": divide each job's loss by its running mean; "none": raw sums
+    style_size: int | None = None  # short side of the style image for its Grams; None: `size`
+    width: int = 32
+    res_blocks: int = 5
+    film_layers: int = 1
+    precision: str = "auto"
+    device: str = "auto"
+    synth: str | None = None
+    log_every: int = 1
+    preview_every: int = 250
+    checkpoint_every: int = 500
+    max_side: int | None = None  # photos' short side is capped to this on load; None: 2 x size
+    evaluate: bool = False  # score the exported weights on the data's val split (RUN_DIR/eval.json)
+    command: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainOptions:
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["styles"] = tuple(StyleSpec(**style) for style in values.get("styles", ()))
+        if values.get("mixes") is not None:
+            values["mixes"] = tuple(values["mixes"])
+        return cls(**values)
+
+
+def parse_style(text: str) -> StyleSpec:
+    """`style1=path/to/image.jpg` -> StyleSpec."""
+    name, sep, image = (part.strip() for part in text.partition("="))
+    if not sep or not name or not image:
+        raise MixtaskError(f"--style {text!r}: write it as NAME=IMAGE, e.g. --style style1=starry.jpg")
+    return StyleSpec(name.lower(), image)
+
+
+def stage1_steps(options: TrainOptions) -> int:
+    """Steps of stage 1 (Method 3); the whole run for Methods 1 and 2."""
+    if options.mix_method != 3:
+        return options.steps
+    return options.steps // 2 if options.stage1_steps is None else options.stage1_steps
+
+
+def check_options(options: TrainOptions) -> None:
+    """Reject impossible numbers early, with the option's name."""
+    checks = [
+        (options.mix_method in MIX_METHODS, f"--mix-method must be 1, 2 or 3, not {options.mix_method}"),
+        (options.steps >= 1, "--steps must be at least 1"),
+        (options.batch >= 1, "--batch must be at least 1"),
+        (options.size >= 32 and options.size % 4 == 0, f"--size must be a multiple of 4, at least 32 ({options.size})"),
+        (0 <= stage1_steps(options) <= options.steps, "--stage1-steps must be between 0 and --steps"),
+        (options.lr > 0, "--lr must be positive"),
+        (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
+        (min(options.log_every, options.preview_every, options.checkpoint_every) >= 0, "intervals must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MixtaskError(message)
+
+
+def resume_options(run_dir: str | Path, steps: int | None = None) -> TrainOptions:
+    """The options of an earlier run, optionally with more `steps`."""
+    state = load_checkpoint(run_dir)
+    options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
+    if steps is not None:
+        if steps < state["step"]:
+            raise MixtaskError(f"--steps {steps} is below the run's step {state['step']}")
+        options = replace(options, steps=steps, stage1_steps=stage1_steps(options))
+    return options
+
+
+def default_command() -> str:
+    import shlex
+    import sys
+
+    return " ".join(shlex.quote(arg) for arg in [Path(sys.argv[0]).name, *sys.argv[1:]])
