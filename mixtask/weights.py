@@ -130,3 +130,19 @@ def save_weights(path: str | Path, model, task_set: TaskSet, provenance: dict | 
     with atomic_path(path) as temp:
         save_file(state, str(temp), metadata=metadata)
     return path
+
+
+def record_metrics(path: str | Path, metrics: dict) -> None:
+    """Rewrite a weights file with `metrics` in its metadata (tensors unchanged; atomic)."""
+    from safetensors.torch import save_file
+
+    from mixtask.fileio import atomic_path
+
+    path = Path(path)
+    with _open(path) as handle:
+        _parse_metadata(path, handle.metadata())
+        metadata = dict(handle.metadata())
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    metadata["mixtask.metrics"] = json.dumps(metrics)
+    with atomic_path(path) as temp:
+        save_file(state, str(temp), metadata=metadata)

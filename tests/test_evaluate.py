@@ -151,3 +151,10 @@ def test_bad_weights_file_is_a_one_line_error(data_root, tmp_path):
     result = _eval("-w", bad, "--data", data_root, *SIZE, *COUNT)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and str(bad) in result.stderr
+
+
+def test_record_stores_results_in_the_weights(tiny_weights, data_root, fake_backbones):
+    result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--record")
+    assert result.exit_code == 0, result.output
+    metrics = read_info(tiny_weights).metrics
+    assert metrics["held_out"] and {g["name"] for g in metrics["groups"]} >= {"recon", "denoise"}

@@ -96,3 +96,14 @@ def test_pickle_file_is_refused(tmp_path):
     torch.save(make_tiny_model().state_dict(), path)
     with pytest.raises(MixtaskError, match="not a valid safetensors"):
         load_weights(path)
+
+
+def test_record_metrics_keeps_tensors_and_other_metadata(tiny_weights):
+    from mixtask.weights import record_metrics
+
+    before, info = load_weights(tiny_weights)
+    record_metrics(tiny_weights, {"recon": {"psnr": 33.1}})
+    after, updated = load_weights(tiny_weights)
+    assert updated.metrics == {"recon": {"psnr": 33.1}} and updated.provenance == info.provenance
+    for key, value in before.state_dict().items():
+        assert torch.equal(after.state_dict()[key], value)

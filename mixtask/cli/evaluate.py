@@ -36,6 +36,7 @@ def eval_command(
     strength_sweep: bool = typer.Option(False, "--strength-sweep", help="Score each task at strengths 0..1."),
     seed: int = typer.Option(0, "--seed", help="Seed of the crops and corruptions."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    record: bool = typer.Option(False, "--record", help="Store the results in the weights file's metrics."),
 ) -> None:
     """Score every task and trained mix against the identity and classical baselines."""
     from rich.console import Console
@@ -54,3 +55,8 @@ def eval_command(
     if json_path is not None:
         write_json(result, json_path)
         console.print(f"wrote {json_path}")
+    if record:
+        from mixtask.weights import record_metrics, resolve_weights_path
+
+        record_metrics(resolve_weights_path(weights), result)
+        console.print(f"recorded the results in {resolve_weights_path(weights)}")
