@@ -9,7 +9,7 @@ from __future__ import annotations
 from mixtask.training.batches import Batch, add_synthesized_target, make_batch, to_device
 from mixtask.training.checkpointing import checkpoint_state, restore, write_checkpoint
 from mixtask.training.export import STAGE1_NAME, WEIGHTS_NAME, export, provenance
-from mixtask.training.loop import TrainResult, open_run, train
+from mixtask.training.loop import TrainResult, export_snapshot, open_run, train
 from mixtask.training.options import (
     MIX_METHODS,
     PRECISIONS,
@@ -51,6 +51,7 @@ __all__ = [
     "default_command",
     "enter_stage2",
     "export",
+    "export_snapshot",
     "loss_scale",
     "make_batch",
     "open_run",

@@ -372,3 +372,19 @@ def test_loss_balancing_divides_by_each_jobs_running_mean(assets, tmp_path):
     assert loss_scale(run, "style1", torch.tensor(40.0)) == pytest.approx(49.9)  # 0.99 * 50 + 0.01 * 40
     run.options = replace(run.options, balance="none")
     assert loss_scale(run, "style1", torch.tensor(40.0)) == 1.0
+
+
+def test_snapshot_exports_the_last_checkpoint_mid_run(assets, tmp_path):
+    from typer.testing import CliRunner
+
+    from mixtask.checkpoint import load_checkpoint as read_checkpoint
+    from mixtask.cli import app
+
+    options = tiny_options(assets, tmp_path / "run", steps=6, checkpoint_every=1)
+    assert train(options, quiet=True, callback=_interrupt_at(2)).interrupted
+    result = CliRunner().invoke(app, ["snapshot", str(tmp_path / "run"), "-o", str(tmp_path / "snap.safetensors")])
+    assert result.exit_code == 0, result.output
+    model, info = load_weights(tmp_path / "snap.safetensors")
+    assert info.provenance["steps"] == 2 and info.provenance["stage"] == 1 and info.task_set.mixes == ()
+    for key, value in read_checkpoint(tmp_path / "run")["model"].items():
+        torch.testing.assert_close(model.state_dict()[key], value.float(), msg=key)

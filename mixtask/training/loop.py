@@ -13,7 +13,7 @@ from mixtask.errors import MixtaskError
 from mixtask.training.checkpointing import restore, write_checkpoint
 from mixtask.training.console import warn
 from mixtask.training.export import WEIGHTS_NAME, describe_hardware, export
-from mixtask.training.options import TrainOptions, stage1_steps
+from mixtask.training.options import TrainOptions, resume_options, stage1_steps
 from mixtask.training.preview import write_preview
 from mixtask.training.progress import LOG_NAME, Progress, RunLog, step_record
 from mixtask.training.setup import setup_run
@@ -138,3 +138,11 @@ def train(options: TrainOptions, resume: bool = False, quiet: bool = False, call
         return TrainResult(ctx.is_main, Path(options.out), run.step, weights, interrupted, per_step, data_fraction)
     finally:
         ddp.teardown(ctx)
+
+
+def export_snapshot(run_dir: str | Path, path: str | Path) -> Path:
+    """The weights of a run's last checkpoint, while the run goes on (to try, evaluate or ship)."""
+    options = replace(resume_options(run_dir), device="cpu")
+    run = setup_run(options, ddp.DistContext())
+    restore(run, load_checkpoint(run_dir))
+    return export(run, Path(path), stage=run.plan.stage_at(max(run.step - 1, 0)))
