@@ -48,3 +48,21 @@ def test_any_input_size(size):
 
 def test_padding_rule():
     assert [padding_to_multiple(s) for s in (1, 16, 17, 20, 31)] == [15, 0, 3, 0, 1]
+
+
+def test_network_is_blind_to_global_brightness_and_contrast():
+    """A property of the specified design, pinned so a change to it is deliberate.
+
+    The first InstanceNorm removes any per-channel offset and any global gain of the input
+    (the conv is linear and IN subtracts the mean and divides by the std), so every layer
+    after it sees the same features for x and a * x + c. Reconstruction therefore cannot
+    recover an image's absolute brightness/contrast; see weights/README.md.
+    """
+    torch.manual_seed(0)
+    model = MixNet(ModelConfig(num_tasks=2, width=8, res_blocks=1)).eval()
+    torch.nn.init.normal_(model.film.layers[0].weight)
+    x = torch.rand(1, 3, 32, 32)
+    shifted = 0.5 * x + torch.tensor([0.1, 0.3, 0.2]).view(1, 3, 1, 1)
+    c = torch.tensor([[1.0, 0.0]])
+    with torch.no_grad():
+        assert torch.allclose(model(x, c), model(shifted, c), atol=1e-3)
