@@ -266,8 +266,11 @@ def measure(translator, size: tuple[int, int], vector, options: BenchOptions, re
 
 
 def _psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    import torch
+
+    from mixtask.infer import psnr
+
+    return psnr(torch.from_numpy(a).float() / 255, torch.from_numpy(b).float() / 255)
 
 
 def _load(options: BenchOptions, precision: str):
