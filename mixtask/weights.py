@@ -92,6 +92,13 @@ def read_info(path: str | Path | None = None) -> WeightsInfo:
         return _parse_metadata(path, handle.metadata())
 
 
+def _read_tensors(path: Path, handle) -> dict:
+    try:
+        return {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # safetensors raises several types for damaged data
+        raise MixtaskError(f"{path}: tensor data is damaged ({error})") from None
+
+
 def load_weights(path: str | Path | None = None):
     """Load a weights file into a fresh model (eval mode, CPU, fp32) -> (model, WeightsInfo)."""
     from mixtask.model import build_model
@@ -99,10 +106,7 @@ def load_weights(path: str | Path | None = None):
     path = resolve_weights_path(path)
     with _open(path) as handle:
         info = _parse_metadata(path, handle.metadata())
-        try:
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-        except Exception as error:  # safetensors raises several types for damaged data
-            raise MixtaskError(f"{path}: tensor data is damaged ({error})") from None
+        state = _read_tensors(path, handle)
     model = build_model(info.config)
     try:
         model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
@@ -142,7 +146,7 @@ def record_metrics(path: str | Path, metrics: dict) -> None:
     with _open(path) as handle:
         _parse_metadata(path, handle.metadata())
         metadata = dict(handle.metadata())
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
+        state = _read_tensors(path, handle)
     metadata["mixtask.metrics"] = json.dumps(metrics)
     with atomic_path(path) as temp:
         save_file(state, str(temp), metadata=metadata)

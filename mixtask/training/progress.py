@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mixtask.fileio import write_bytes_atomic
 from mixtask.training.state import Run
 from mixtask.training.step import StepResult
 
@@ -30,7 +31,7 @@ class RunLog:
             return
         lines = self.path.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if _logged_step(line) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        write_bytes_atomic(self.path, "".join(line + "\n" for line in kept).encode("utf-8"))
 
 
 def _logged_step(line: str) -> float:
