@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mixtask import devices, tiling
 from mixtask.errors import MixtaskError
-from mixtask.model import MixNet, padding_to_multiple
+from mixtask.model import MixNet, apply_gated_head, input_stats, padding_to_multiple
 from mixtask.weights import WeightsInfo, load_weights
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class InferenceNet:
         # against fp32 45 dB instead of 40 on a full-width net): they stay in fp32 (+10% time).
         self.stem_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
         self.config = model.config
+        self.gated = model.config.head == "gated"
         self.film_generator = copy.deepcopy(model.film).float().to(device).eval()
         self.film_channels = model.film_channels
         self.channels = [norm.channels for norm in model.norms]
@@ -248,7 +249,7 @@ class InferenceNet:
         return h
 
     def decode(self, h: torch.Tensor, film, stats: Stats, stop: int | None = None) -> torch.Tensor:
-        """Layers 13-14 and the output conv: (B, 4w, h, w) -> (B, 3, 4h, 4w) in this net's dtype."""
+        """Layers 13-14 and the output conv: (B, 4w, h, w) -> raw output (B, 3 or 5, 4h, 4w), see `finish`."""
         first = len(self.relus) - 2
         y = self._upsample_conv(F.pad(h, (1, 1, 1, 1), mode="replicate"), 0)
         if stop == first:
@@ -264,7 +265,16 @@ class InferenceNet:
     def forward(self, x: torch.Tensor, film, stats: Stats | None = None) -> torch.Tensor:
         """Whole network on a prepared image whose sides are multiples of 4 (at least 16)."""
         stats = [] if stats is None else stats
-        return self.decode(self.bottleneck(self.encode(x, film, stats), film, stats), film, stats)
+        raw = self.decode(self.bottleneck(self.encode(x, film, stats), film, stats), film, stats)
+        return self.finish(raw, x, self.input_stats(x))
+
+    def input_stats(self, x: torch.Tensor):
+        """What the output head needs of the whole prepared input: its (mean, std), or None."""
+        return input_stats(x) if self.gated else None
+
+    def finish(self, raw: torch.Tensor, x: torch.Tensor, stats) -> torch.Tensor:
+        """Raw output + the matching input pixels -> the image (the gated head; see `model`)."""
+        return apply_gated_head(raw, x, *stats) if self.gated else raw
 
     def forward_any_size(self, x: torch.Tensor, film) -> torch.Tensor:
         """Like `MixNet.forward_any_size`: pad to a multiple of 4 (at least 16), run, crop back."""

@@ -37,6 +37,7 @@ import torch
 from mixtask.errors import MixtaskError
 
 CL = torch.channels_last
+NORM_EPS = 1e-5  # as model.NormFiLM and model.input_stats
 MIN_TILE = 32
 DEFAULT_TILE = {"cpu": 1024, "cuda": 2048}
 ENCODER_HALO = 8  # full-resolution pixels; layers 0-2 see 7 px beyond a tile's core
@@ -168,7 +169,22 @@ def stream(net, x: torch.Tensor, film, tile: int | None, write: Callable) -> Non
     `write(core, top, left)` receives the output (1, 3, h, w) in the net's dtype tile by tile.
     """
     tile = tile or DEFAULT_TILE.get(net.device.type, 1024)
+    head_stats = input_stats_streamed(net, x, tile) if net.gated else None
+
+    def finish(raw: torch.Tensor, top: int, left: int) -> None:
+        rows, columns = slice(top, top + raw.shape[2]), slice(left, left + raw.shape[3])
+        write(net.finish(raw, net.prepare(x[:, :, rows, columns]), head_stats), top, left)
+
     stats: list = []
     h = encode_streamed(net, x, film, tile, stats)
     h = net.bottleneck(h, film, stats, band=BAND_ROWS)
-    decode_streamed(net, h, film, tile, stats, write)
+    decode_streamed(net, h, film, tile, stats, finish)
+
+
+def input_stats_streamed(net, x: torch.Tensor, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole input's per-channel (mean, std), (1, 3, 1, 1), merged over tiles."""
+    running = RunningStats()
+    for top, bottom, left, right in grid(*x.shape[-2:], tile):
+        _merge(running, net, net.prepare(x[:, :, top:bottom, left:right]).float())
+    mean, var = running.result()
+    return mean[:, :, None, None], torch.sqrt(var + NORM_EPS)[:, :, None, None]

@@ -1,4 +1,4 @@
-"""The network: pinned parameter counts, identity FiLM at init, any input size."""
+"""The network: pinned parameter counts, identity FiLM at init, any input size, the output head."""
 
 import pytest
 import torch
@@ -8,7 +8,19 @@ from mixtask.model import MixNet, ModelConfig, count_parameters, padding_to_mult
 
 @pytest.mark.parametrize(("tasks", "params"), [(5, 1_695_235), (6, 1_698_435)])
 def test_paper_parameter_counts(tasks, params):
-    assert count_parameters(MixNet(ModelConfig(num_tasks=tasks))) == params
+    assert count_parameters(MixNet(ModelConfig(num_tasks=tasks, head="rgb"))) == params
+
+
+def test_gated_head_adds_two_output_channels():
+    # the 9x9 output conv from 32 channels gets 2 more filters: 2 * (32 * 81 + 1) parameters
+    assert count_parameters(MixNet(ModelConfig(num_tasks=5))) == 1_695_235 + 2 * (32 * 81 + 1)
+
+
+def test_weights_written_before_heads_keep_the_rgb_head():
+    old = ModelConfig(num_tasks=5, head="rgb").to_json()
+    del old["head"]
+    assert ModelConfig.from_json(old).head == "rgb"
+    assert ModelConfig.from_json(ModelConfig(num_tasks=5).to_json()).head == "gated"
 
 
 def test_film_layout_matches_design():
@@ -59,10 +71,34 @@ def test_network_is_blind_to_global_brightness_and_contrast():
     recover an image's absolute brightness/contrast; see weights/README.md.
     """
     torch.manual_seed(0)
-    model = MixNet(ModelConfig(num_tasks=2, width=8, res_blocks=1)).eval()
+    model = MixNet(ModelConfig(num_tasks=2, width=8, res_blocks=1, head="rgb")).eval()
     torch.nn.init.normal_(model.film.layers[0].weight)
     x = torch.rand(1, 3, 32, 32)
     shifted = 0.5 * x + torch.tensor([0.1, 0.3, 0.2]).view(1, 3, 1, 1)
     c = torch.tensor([[1.0, 0.0]])
     with torch.no_grad():
         assert torch.allclose(model(x, c), model(shifted, c), atol=1e-3)
+
+
+def _gated_model(gate_bias: float, blend_bias: float) -> MixNet:
+    torch.manual_seed(0)
+    model = MixNet(ModelConfig(num_tasks=2, width=8, res_blocks=1)).eval()
+    torch.nn.init.normal_(model.film.layers[0].weight)
+    with torch.no_grad():
+        model.output.conv.bias[3:] = torch.tensor([gate_bias, blend_bias])
+    return model
+
+
+def test_gated_head_can_pass_the_input_through():
+    x, c = torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0.0]])
+    with torch.no_grad():
+        assert torch.allclose(_gated_model(30.0, 0.0)(x, c), x, atol=1e-6)
+
+
+def test_gated_head_follows_the_input_exposure_when_renormalising():
+    """With the blend on, generated colours follow a * x + b: what the rgb head cannot do."""
+    model = _gated_model(-30.0, 30.0)
+    x, c = torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0.0]])
+    offset = torch.tensor([0.1, 0.3, 0.2]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(0.5 * x + offset, c), 0.5 * model(x, c) + offset, atol=1e-3)

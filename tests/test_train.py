@@ -202,6 +202,18 @@ def test_resume_can_extend_steps(assets, tmp_path):
         resume_options(out, steps=1)
 
 
+def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)  # 32 px crops
+    options = resume_options(out, steps=3, size=64)
+    assert options.size == 64
+    assert train(options, resume=True, quiet=True).steps == 3
+    with pytest.raises(MixtaskError, match="--size"):
+        resume_options(out, size=30)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -281,7 +293,8 @@ def test_cli_defaults_match_train_options():
     command = typer.main.get_command(app).commands["train"]
     defaults = {param.name: param.default for param in command.params}
     fields = TrainOptions.__dataclass_fields__
-    names = ["size", "batch", "lr", "seed", "mix_method", "content_weight", "style_weight", "tv_weight"]
+    assert defaults["head"].value == fields["head"].default
+    names = ["batch", "lr", "seed", "mix_method", "content_weight", "style_weight", "tv_weight"]
     names += ["adversarial_weight", "width", "res_blocks", "film_layers", "preview_every", "checkpoint_every"]
     for name in names:
         assert defaults[name] == fields[name].default, name

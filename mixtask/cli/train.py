@@ -12,7 +12,13 @@ from mixtask.cli.common import Precision, user_errors
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
 METHOD_HELP = "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages)."
-RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps may change)."
+RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps and --size may change)."
+HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
+
+
+class Head(str, Enum):
+    gated = "gated"
+    rgb = "rgb"
 
 
 class Balance(str, Enum):
@@ -33,7 +39,7 @@ def train_command(
     mix_method: int = typer.Option(3, "--mix-method", min=1, max=3, help=METHOD_HELP),
     steps: int = typer.Option(None, "--steps", help="Optimiser steps in all  [default: 2000]"),
     stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 [default: half]"),
-    size: int = typer.Option(256, "--size", help="Training crop side in pixels (multiple of 4)."),
+    size: int = typer.Option(None, "--size", help="Training crop side in pixels (multiple of 4)  [default: 256]"),
     batch: int = typer.Option(4, "--batch", help="Images per mini-batch (per process under torchrun)."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
     seed: int = typer.Option(0, "--seed"),
@@ -46,6 +52,7 @@ def train_command(
     width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
     res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
     film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
+    head: Head = typer.Option(Head.gated, "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(Precision.auto, "--precision", help="auto: bf16 where the CPU/GPU has it."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     synth: Path = typer.Option(None, "--synth", help="Folder from `mixtask synth`: extra mixed samples (method 3)."),
@@ -61,18 +68,18 @@ def train_command(
 
     if resume is not None:
         if data or out or style:
-            raise MixtaskError("--resume takes the run's own options: give only --steps with it")
-        options = resume_options(resume, steps)
+            raise MixtaskError("--resume takes the run's own options: give only --steps or --size with it")
+        options = resume_options(resume, steps, size)
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
         options = TrainOptions(
             data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,
-            mix_method=mix_method, steps=steps or 2000, stage1_steps=stage1_steps, size=size, batch=batch, lr=lr,
+            mix_method=mix_method, steps=steps or 2000, stage1_steps=stage1_steps, size=size or 256, batch=batch, lr=lr,
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             balance=balance.value,
-            res_blocks=res_blocks, film_layers=film_layers, precision=precision.value, device=device,
+            res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
             synth=None if synth is None else str(synth), preview_every=preview_every,
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),
         )  # fmt: skip

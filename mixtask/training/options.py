@@ -9,6 +9,7 @@ from mixtask.checkpoint import load_checkpoint
 from mixtask.errors import MixtaskError
 
 MIX_METHODS = (1, 2, 3)
+HEADS = ("gated", "rgb")  # as model.HEADS (not imported: options load without torch)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -45,6 +46,8 @@ class TrainOptions:
     width: int = 32
     res_blocks: int = 5
     film_layers: int = 1
+    arch: str = "film"
+    head: str = "gated"  # output head of the film network: "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
     device: str = "auto"
     synth: str | None = None
@@ -62,6 +65,7 @@ class TrainOptions:
     def from_json(cls, data: dict) -> TrainOptions:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
+        values.setdefault("head", "rgb")  # runs started before output heads existed
         values["styles"] = tuple(StyleSpec(**style) for style in values.get("styles", ()))
         if values.get("mixes") is not None:
             values["mixes"] = tuple(values["mixes"])
@@ -92,6 +96,7 @@ def check_options(options: TrainOptions) -> None:
         (options.size >= 32 and options.size % 4 == 0, f"--size must be a multiple of 4, at least 32 ({options.size})"),
         (0 <= stage1_steps(options) <= options.steps, "--stage1-steps must be between 0 and --steps"),
         (options.lr > 0, "--lr must be positive"),
+        (options.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
         (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
         (min(options.log_every, options.preview_every, options.checkpoint_every) >= 0, "intervals must be >= 0"),
@@ -101,14 +106,17 @@ def check_options(options: TrainOptions) -> None:
             raise MixtaskError(message)
 
 
-def resume_options(run_dir: str | Path, steps: int | None = None) -> TrainOptions:
-    """The options of an earlier run, optionally with more `steps`."""
+def resume_options(run_dir: str | Path, steps: int | None = None, size: int | None = None) -> TrainOptions:
+    """The options of an earlier run, optionally with more `steps` or a new crop `size` (fine-tuning)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
         if steps < state["step"]:
             raise MixtaskError(f"--steps {steps} is below the run's step {state['step']}")
         options = replace(options, steps=steps, stage1_steps=stage1_steps(options))
+    if size is not None:
+        options = replace(options, size=size)
+        check_options(options)
     return options
 
 

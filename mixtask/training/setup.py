@@ -71,7 +71,9 @@ def setup_discriminator(run: Run) -> None:
 def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torch.nn.Module:
     from mixtask.model import ModelConfig, build_model
 
-    config = ModelConfig(len(task_set), options.width, options.res_blocks, options.film_layers)
+    config = ModelConfig(
+        len(task_set), options.width, options.res_blocks, options.film_layers, arch=options.arch, head=options.head
+    )
     net = build_model(config).to(device)
     if device.startswith("cuda"):
         net = net.to(memory_format=torch.channels_last)
