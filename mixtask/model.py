@@ -144,6 +144,8 @@ def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std
 class MixNet(nn.Module):
     """Johnson encoder-decoder with IN + FiLM after every conv but the last."""
 
+    mixes, continuous, task_maps = True, True, False  # what it can do (see mixtask.archs)
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -212,7 +214,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    """The network a config describes (other architectures plug in here by `config.arch`)."""
-    if config.arch != "film":
-        raise ValueError(f"unknown architecture {config.arch!r}")
-    return MixNet(config)
+    """The network a config describes: `config.arch` names one of `mixtask.archs`."""
+    from mixtask.archs import architecture_class
+
+    return architecture_class(config.arch)(config)
