@@ -1,0 +1,27 @@
+"""Damage a photo the way training does (holes, scratches): inputs to try inpaint and denoise on.
+
+The corruptions are the training ones (`data.corruptions`, paper Table 1), drawn from a seeded
+generator, so `mixtask damage photo.jpg --kind denoise --seed 3` gives the same scratches on
+every machine. Returns the damaged image and the mask of the changed pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mixtask.data.corruptions import CORRUPTIONS, corrupt
+from mixtask.errors import MixtaskError
+
+KINDS = tuple(CORRUPTIONS)  # task kinds with a corruption: inpaint (holes), denoise (scratches)
+
+
+def damage(rgb: np.ndarray, kinds: tuple[str, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 -> (damaged (H, W, 3) uint8, mask (H, W) uint8 0/255)."""
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise MixtaskError(f"unknown damage {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255)
+    damaged, mask = corrupt(x, kinds, torch.Generator().manual_seed(seed))
+    out = damaged[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return np.ascontiguousarray(out), (mask[0, 0] * 255).to(torch.uint8).numpy()

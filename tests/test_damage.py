@@ -1,0 +1,43 @@
+"""`mixtask damage`: the training corruptions on one photo, seeded, never over the input."""
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from mixtask.cli import app
+from mixtask.damage import damage
+
+
+def _photo() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+
+
+def test_same_seed_same_damage_and_mask_marks_the_changes():
+    rgb = _photo()
+    first, mask = damage(rgb, ("denoise",), seed=3)
+    again, _ = damage(rgb, ("denoise",), seed=3)
+    other, _ = damage(rgb, ("denoise",), seed=4)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    changed = (first != rgb).any(axis=2)
+    assert mask.any() and not (changed & (mask == 0)).any()  # nothing changed outside the mask
+
+
+def test_cli_writes_image_and_mask(tmp_path):
+    source = tmp_path / "photo.png"
+    Image.fromarray(_photo()).save(source)
+    out, mask = str(tmp_path / "holes.png"), str(tmp_path / "m.png")
+    result = CliRunner().invoke(app, ["damage", str(source), "-k", "inpaint", "-o", out, "--mask", mask])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "holes.png") as out, Image.open(tmp_path / "m.png") as mask:
+        assert out.size == (80, 64) and mask.size == (80, 64)
+
+
+def test_cli_refuses_unknown_kind_and_overwriting_the_input(tmp_path):
+    source = tmp_path / "photo.png"
+    Image.fromarray(_photo()).save(source)
+    before = source.read_bytes()
+    unknown = CliRunner().invoke(app, ["damage", str(source), "-k", "blur", "-o", str(tmp_path / "x.png")])
+    same = CliRunner().invoke(app, ["damage", str(source), "-k", "denoise", "-o", str(source)])
+    assert unknown.exit_code == 1 and "unknown damage blur" in unknown.output
+    assert same.exit_code == 1 and "is the input" in same.output
+    assert source.read_bytes() == before
