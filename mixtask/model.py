@@ -196,17 +196,23 @@ class MixNet(nn.Module):
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Like forward, for any H and W: pad to a multiple of 4 (at least 16), then crop back."""
         height, width = x.shape[-2:]
-        pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
-        if pad_h or pad_w:
-            # Reflection keeps edges natural; it needs the pad smaller than the side.
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return self.forward(x, c)[..., :height, :width]
+        return self.forward(pad_any_size(x), c)[..., :height, :width]
 
 
 def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
     """Pixels to add so that `side` becomes a multiple of `multiple`, and at least `minimum`."""
     return max(minimum, side + (-side % multiple)) - side
+
+
+def pad_any_size(x: torch.Tensor) -> torch.Tensor:
+    """Pad (..., H, W) right and bottom so both sides are multiples of 4, at least 16 (`forward`'s rule)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+    if not (pad_h or pad_w):
+        return x
+    # Reflection keeps edges natural; it needs the pad smaller than the side.
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,6 +15,11 @@ import importlib
 # name -> "module:Class"; modules are imported on first use only
 _REGISTRY: dict[str, str] = {
     "film": "mixtask.model:MixNet",
+    "encin": "mixtask.archs.encin:EncInNet",
+    "ccam": "mixtask.archs.ccam:CCAMNet",
+    "ccam-bias": "mixtask.archs.ccam:CCAMBiasNet",
+    "sharedenc": "mixtask.archs.sharedenc:SharedEncoderNet",
+    "single": "mixtask.archs.single:SingleTaskNets",
 }
 
 
