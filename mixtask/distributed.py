@@ -109,6 +109,15 @@ def any_rank(flag: bool, ctx: DistContext) -> bool:
     return bool(value.item())
 
 
+def mean_over_ranks(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The mean of `tensor` over the ranks (the tensor itself when not distributed)."""
+    if not ctx.is_distributed:
+        return tensor
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total / ctx.world_size
+
+
 def gather(obj, ctx: DistContext) -> list:
     """Every rank's `obj`, in rank order, on every rank."""
     if not ctx.is_distributed:

@@ -14,6 +14,8 @@ MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: t
 METHOD_HELP = "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages)."
 RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps and --size may change)."
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
+SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
+WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
 
 
 class Head(str, Enum):
@@ -24,6 +26,18 @@ class Head(str, Enum):
 class Balance(str, Enum):
     ema = "ema"
     none = "none"
+
+
+class Schedule(str, Enum):
+    per_batch = "per-batch"
+    joint = "joint"
+
+
+class Weighting(str, Enum):
+    equal = "equal"
+    uncertainty = "uncertainty"
+    dwa = "dwa"
+    gradnorm = "gradnorm"
 
 
 def register(app: typer.Typer) -> None:
@@ -49,6 +63,8 @@ def train_command(
     tv_weight: float = typer.Option(50.0, "--tv-weight", help="Perceptual loss: total variation term."),
     adversarial_weight: float = typer.Option(0.01, "--adversarial-weight", help="Seg PatchGAN weight; 0: off."),
     balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
+    schedule: Schedule = typer.Option(Schedule.per_batch, "--schedule", help=SCHEDULE_HELP),
+    weighting: Weighting = typer.Option(Weighting.equal, "--weighting", help=WEIGHTING_HELP),
     width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
     res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
     film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
@@ -78,7 +94,7 @@ def train_command(
             mix_method=mix_method, steps=steps or 2000, stage1_steps=stage1_steps, size=size or 256, batch=batch, lr=lr,
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
-            balance=balance.value,
+            balance=balance.value, schedule=schedule.value, weighting=weighting.value,
             res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
             synth=None if synth is None else str(synth), preview_every=preview_every,
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),

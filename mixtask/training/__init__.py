@@ -1,7 +1,9 @@
 """Training: single tasks, then mixed tasks (paper, Sec. 3.3, Methods 1-3; losses of Table 1).
 
 One task (or mix) per mini-batch, drawn uniformly from the jobs of the current stage;
-reconstruction (task vector 0, L2 on the clean image) is one of them.
+reconstruction (task vector 0, L2 on the clean image) is one of them. `--schedule joint` instead
+trains every job of the stage in each step, their losses combined by a `weighting` (equal,
+Kendall et al.'s uncertainty, DWA, GradNorm) into one backward pass.
 
 - Method 1: single tasks only.
 - Method 2: mixes too, each trained with the sum of its members' own losses and targets.
@@ -18,6 +20,6 @@ Checkpoints (`mixtask.checkpoint`) hold every state, so a resumed run continues 
 self-describing safetensors file (`mixtask.weights.save_weights`).
 
 Modules, in the order data flows: `options` (TrainOptions) -> `plan` (tasks, mixes, jobs) ->
-`setup` (builds the `state.Run`) -> `loop` (steps via `step` and `batches`; `stages`,
+`setup` (builds the `state.Run`) -> `loop` (steps via `step`, `batches` and `weighting`; `stages`,
 `checkpointing`, `export`, `progress`, `preview`, `signals` around them).
 """

@@ -23,6 +23,7 @@ def checkpoint_state(run: Run) -> dict:
         "teacher": run.teacher.state_dict() if run.teacher else None,
         "scaler": run.scaler.state_dict(),
         "loss_scales": dict(run.loss_scales),
+        "weighting": run.weighting.state_dict() if run.weighting is not None else None,
         "rng": rng,
     }
 
@@ -48,6 +49,8 @@ def restore(run: Run, state: dict) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.step, run.wall_seconds = state["step"], state["wall_seconds"]
     run.loss_scales = dict(state.get("loss_scales", {}))
+    if run.weighting is not None and state.get("weighting") is not None:
+        run.weighting.load_state_dict(state["weighting"])
     rng = state["rng"]
     if len(rng) == run.ctx.world_size:
         restore_rng(rng[run.ctx.rank], run.generators, run.sampler)

@@ -58,6 +58,8 @@ def provenance(run: Run, stage: int) -> dict:
         "batch": options.batch * run.ctx.world_size,
         "seed": options.seed,
         "mix_method": options.mix_method,
+        "schedule": options.schedule,
+        "weighting": options.weighting,
         "stage": stage,
         "styles": {spec.name: str(Path(spec.image).resolve()) for spec in options.styles},
         "loss_weights": asdict(loss_weights(options)),

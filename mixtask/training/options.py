@@ -11,6 +11,8 @@ from mixtask.errors import MixtaskError
 MIX_METHODS = (1, 2, 3)
 HEADS = ("gated", "rgb")  # as model.HEADS (not imported: options load without torch)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("per-batch", "joint")
+WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm")  # as training.weighting.WEIGHTINGS (that one needs torch)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class TrainOptions:
     tv_weight: float = 50.0
     adversarial_weight: float = 0.01  # 0 turns the PatchGAN off
     balance: str = "ema"  # "ema": divide each job's loss by its running mean; "none": raw sums
+    schedule: str = "per-batch"  # one uniformly drawn job per step (the paper), or "joint": every job each step
+    weighting: str = "equal"  # joint schedule: how job losses combine (training.weighting)
     style_size: int | None = None  # short side of the style image for its Grams; None: `size`
     width: int = 32
     res_blocks: int = 5
@@ -98,12 +102,22 @@ def check_options(options: TrainOptions) -> None:
         (options.lr > 0, "--lr must be positive"),
         (options.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
         (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (options.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+        (options.weighting in WEIGHTINGS, f"--weighting must be one of {', '.join(WEIGHTINGS)}"),
+        (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
         (min(options.log_every, options.preview_every, options.checkpoint_every) >= 0, "intervals must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:
             raise MixtaskError(message)
+
+
+def weighting_needs_joint(weighting: str) -> str:
+    return (
+        f"--weighting {weighting} needs --schedule joint: the per-batch schedule trains one job per step, "
+        "so there are no losses to weigh against each other (use --balance there)"
+    )
 
 
 def resume_options(run_dir: str | Path, steps: int | None = None, size: int | None = None) -> TrainOptions:

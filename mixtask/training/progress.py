@@ -43,7 +43,7 @@ def _logged_step(line: str) -> float:
 
 
 def step_record(run: Run, result: StepResult) -> dict:
-    return {
+    record = {
         "step": run.step,
         "stage": run.plan.stage_at(run.step - 1),
         "job": result.job,
@@ -51,6 +51,9 @@ def step_record(run: Run, result: StepResult) -> dict:
         "seconds": round(result.seconds, 4),
         "data_seconds": round(result.data_seconds, 4),
     }
+    if result.weights is not None:  # schedule joint
+        record["weights"] = {job: round(weight, 6) for job, weight in result.weights.items()}
+    return record
 
 
 class Progress:

@@ -68,6 +68,22 @@ def setup_discriminator(run: Run) -> None:
     run.disc_optimizer = torch.optim.Adam(run.disc.parameters(), lr=run.options.lr, betas=(0.5, 0.999))
 
 
+def setup_weighting(run: Run) -> None:
+    """Schedule joint: the `--weighting` over the jobs of every stage; learnable weights join Adam as a group."""
+    if run.options.schedule != "joint":
+        return
+    from functools import partial
+
+    from mixtask.training.weighting import build_weighting
+
+    names = tuple(dict.fromkeys(job.name for stage in (1, 2) for job in run.plan.jobs(stage)))
+    reduce = partial(ddp.mean_over_ranks, ctx=run.ctx)
+    run.weighting = build_weighting(run.options.weighting, names, run.net, reduce).to(run.device)
+    parameters = list(run.weighting.parameters())
+    if parameters:
+        run.optimizer.add_param_group({"params": parameters})
+
+
 def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torch.nn.Module:
     from mixtask.model import ModelConfig, build_model
 
@@ -101,6 +117,7 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext) -> Run:
     run.scaler = torch.amp.GradScaler("cuda", enabled=run.dtype == torch.float16)
     setup_styles(run)
     setup_discriminator(run)
+    setup_weighting(run)
     return run
 
 

@@ -40,6 +40,7 @@ class Run:
     step: int = 0
     wall_seconds: float = 0.0
     loss_scales: dict[str, float] = field(default_factory=dict)  # running mean of each job's loss
+    weighting: torch.nn.Module | None = None  # schedule joint: training.weighting (its weights join `optimizer`)
 
     @property
     def device(self) -> str:

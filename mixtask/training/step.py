@@ -1,4 +1,8 @@
-"""One training step: draw a job, its batch, its losses (Table 1), the optimiser steps."""
+"""One training step: draw a job, its batch, its losses (Table 1), the optimiser steps.
+
+`--schedule joint` instead trains every job of the stage in each step, their losses combined by
+`run.weighting` (`mixtask.training.weighting`) into one backward pass.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +70,7 @@ class StepResult:
     losses: dict[str, float]
     seconds: float
     data_seconds: float
+    weights: dict[str, float] | None = None  # schedule joint: each job's weight in the combined loss
 
 
 def draw_job(run: Run) -> Job:
@@ -117,6 +122,8 @@ def loss_scale(run: Run, job_name: str, total: torch.Tensor) -> float:
 
 
 def train_step(run: Run) -> StepResult:
+    if run.options.schedule == "joint":
+        return joint_step(run)
     start = time.perf_counter()
     job = draw_job(run)
     batch = prepare(run, job)
@@ -124,3 +131,53 @@ def train_step(run: Run) -> StepResult:
     losses = optimize(run, job, batch)
     run.step += 1
     return StepResult(job.name, losses, time.perf_counter() - start, data_seconds)
+
+
+def joint_step(run: Run) -> StepResult:
+    """Schedule joint: every job of the stage, each on its own `--batch` images, one weighted backward."""
+    start = time.perf_counter()
+    jobs = run.plan.jobs(run.plan.stage_at(run.step))
+    batches = [prepare(run, job) for job in jobs]
+    data_seconds = time.perf_counter() - start
+    losses = optimize_joint(run, jobs, batches)
+    run.step += 1
+    return StepResult("joint", losses, time.perf_counter() - start, data_seconds, run.weighting.weights())
+
+
+def joint_losses(run: Run, jobs: tuple[Job, ...], batches: list[Batch]) -> list:
+    """(terms, discriminator inputs) per job, from one forward over all batches (each sample has its job's vector)."""
+    batches = [add_synthesized_target(run, job, batch) for job, batch in zip(jobs, batches)]
+    inputs, vectors = torch.cat([batch.input for batch in batches]), torch.cat([batch.vector for batch in batches])
+    outputs = run.model(inputs, vectors).float().split([len(batch.input) for batch in batches])
+    return [job_losses(run, job, output, batch) for job, output, batch in zip(jobs, outputs, batches)]
+
+
+def optimize_joint(run: Run, jobs: tuple[Job, ...], batches: list[Batch]) -> dict[str, float]:
+    """Every job's loss, combined by `run.weighting`; one backward and Adam step, then the discriminator's turn."""
+    run.model.train()
+    with ddp.autocast(run.device, run.dtype):
+        results = joint_losses(run, jobs, batches)
+    totals = {job.name: terms["total"] for job, (terms, _) in zip(jobs, results)}
+    scales = {name: loss_scale(run, name, total) for name, total in totals.items()}
+    run.optimizer.zero_grad(set_to_none=True)
+    objective = run.weighting.combine(totals, run.step, scales)
+    run.scaler.scale(objective).backward()
+    ddp.average_gradients(run.weighting, run.ctx)  # learnable weights sit outside DDP
+    run.scaler.step(run.optimizer)
+    run.weighting.after_step()
+    losses = joint_log(jobs, results) | {"total": float(objective.detach())}
+    disc_inputs = [inputs for _, inputs in results if inputs is not None]
+    if disc_inputs:
+        losses["discriminator"] = discriminator_step(run, *(torch.cat(part) for part in zip(*disc_inputs)))
+    run.scaler.update()
+    return losses
+
+
+def joint_log(jobs: tuple[Job, ...], results: list) -> dict[str, float]:
+    """Each job's loss under its name, its other terms as JOB/TERM (e.g. `style1/style1.tv`)."""
+    losses = {}
+    for job, (terms, _) in zip(jobs, results):
+        losses[job.name] = float(terms["total"].detach())
+        parts = {key: value for key, value in terms.items() if key not in ("total", job.name)}
+        losses |= {f"{job.name}/{key}": float(value.detach()) for key, value in parts.items()}
+    return losses
