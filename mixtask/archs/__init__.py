@@ -20,6 +20,9 @@ _REGISTRY: dict[str, str] = {
     "ccam-bias": "mixtask.archs.ccam:CCAMBiasNet",
     "sharedenc": "mixtask.archs.sharedenc:SharedEncoderNet",
     "single": "mixtask.archs.single:SingleTaskNets",
+    "piggyback": "mixtask.archs.piggyback:PiggybackNet",
+    "tsn": "mixtask.archs.tsn:TaskSwitchingNet",
+    "topdown": "mixtask.archs.topdown:TopDownNet",
 }
 
 

@@ -84,9 +84,16 @@ def parse_style(text: str) -> StyleSpec:
     return StyleSpec(name.lower(), image)
 
 
+def trains_base_first(arch: str) -> bool:
+    """Whether an architecture trains in two stages of its own: its base, then per-task parts (Piggyback)."""
+    from mixtask.archs import architecture_class, names  # imports the architecture, hence torch
+
+    return arch in names() and bool(getattr(architecture_class(arch), "base_then_tasks", False))
+
+
 def stage1_steps(options: TrainOptions) -> int:
-    """Steps of stage 1 (Method 3); the whole run for Methods 1 and 2."""
-    if options.mix_method != 3:
+    """Steps of stage 1 (Method 3, or an architecture's base stage); the whole run otherwise."""
+    if options.mix_method != 3 and not trains_base_first(options.arch):
         return options.steps
     return options.steps // 2 if options.stage1_steps is None else options.stage1_steps
 

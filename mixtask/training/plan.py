@@ -8,7 +8,7 @@ from pathlib import Path
 from mixtask.errors import MixtaskError
 from mixtask.mixing import MixRule, derive_mixes, single_rule
 from mixtask.tasks import DEFAULT_MIXES, DEFAULT_TASKS, Task, TaskSet
-from mixtask.training.options import StyleSpec, TrainOptions, stage1_steps
+from mixtask.training.options import StyleSpec, TrainOptions, stage1_steps, trains_base_first
 
 RESTORATION_TASKS = tuple(task for task in DEFAULT_TASKS if task.kind != "style")
 
@@ -56,13 +56,19 @@ class Plan:
     method: int
     steps: int
     stage1_steps: int
+    base_then_tasks: bool = False  # the architecture trains its base first (Piggyback; see `jobs`)
 
     def stage_at(self, step: int) -> int:
-        return 2 if self.method == 3 and step >= self.stage1_steps else 1
+        two_stages = self.method == 3 or self.base_then_tasks
+        return 2 if two_stages and step >= self.stage1_steps else 1
 
     def jobs(self, stage: int) -> tuple[Job, ...]:
+        """The jobs of a stage. An architecture with `base_then_tasks` (Piggyback) trains its shared
+        base on recon alone in stage 1 and its per-task parts on the single tasks in stage 2."""
         recon = Job("recon", None, "recon", (0.0,) * len(self.task_set))
         jobs = [recon, *(Job(rule.label, rule, "members", rule.vector) for rule in self.singles)]
+        if self.base_then_tasks:
+            return tuple(jobs[:1] if stage == 1 else jobs[1:])
         if self.method == 2:
             jobs += [Job(rule.label, rule, "members", rule.vector) for rule in self.mixes]
         if self.method == 3 and stage == 2:
@@ -89,4 +95,7 @@ def build_plan(options: TrainOptions, folder_labels: tuple[str, ...] = ()) -> Pl
         folder = derive_mixes(task_set, folder_labels)
     except MixtaskError as error:
         raise MixtaskError(f"--synth {options.synth}: {error}") from None
-    return Plan(task_set, singles, mixes, folder, options.mix_method, options.steps, stage1_steps(options))
+    return Plan(
+        task_set, singles, mixes, folder, options.mix_method, options.steps, stage1_steps(options),
+        trains_base_first(options.arch),
+    )  # fmt: skip

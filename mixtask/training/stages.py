@@ -18,8 +18,18 @@ def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
     return teacher
 
 
+def tell_stage(run: Run) -> None:
+    """Call the network's optional `on_stage(stage)` hook (Piggyback freezes its base in stage 2)."""
+    hook = getattr(run.net, "on_stage", None)
+    if hook is not None:
+        hook(run.plan.stage_at(run.step))
+
+
 def enter_stage2(run: Run) -> None:
-    """Method 3: freeze the stage-1 model (it renders mixed targets) and export it for `synth`."""
+    """Method 3: freeze the stage-1 model (it renders mixed targets) and export it for `synth`.
+
+    Called before every step, so it also tells the network the stage of the step to come."""
+    tell_stage(run)
     if run.plan.stage_at(run.step) == 1 or run.teacher is not None:
         return
     run.teacher = frozen_copy(run.net)
