@@ -327,6 +327,8 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
     vector = task_set.parse(options.task)  # an unknown task fails here, before any file is touched
     jobs = plan_jobs([Path(path) for path in inputs], options, task_set, vector)
     translator = translator or _load_translator(options)
+    if isinstance(vector, tuple):  # a mix or strength the architecture cannot take: one error, not one per file
+        translator.check_task(vector)
     summary = ApplySummary()
     try:
         with Reporter(console, len(jobs)) as reporter:

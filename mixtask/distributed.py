@@ -83,7 +83,9 @@ def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [torch.device(ctx.device).index] if ctx.device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    # Architectures with a branch per task (sharedenc, single) leave the other branches out of a step.
+    unused = getattr(model, "unused_parameters", False)
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

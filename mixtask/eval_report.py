@@ -73,19 +73,36 @@ def sweep_table(result: dict):
     for column in ("task", "metric", *(f"{s:g}" for s in SWEEP_STRENGTHS), "trend", "ok"):
         table.add_column(column, justify="right" if column[0].isdigit() else "left")
     for row in result["sweep"]:
-        values = [f"{v:.4g}" for v in row["values"]]
-        ok = "yes" if row["monotonic"] else "NO"
-        table.add_row(row["task"], row["metric"], *values, TRENDS[row["direction"]], ok)
+        values = [f"{v:.4g}" for v in row["values"]] or ["n/a"] * len(SWEEP_STRENGTHS)
+        ok = "n/a" if row["monotonic"] is None else "yes" if row["monotonic"] else "NO"
+        table.add_row(row["task"], row["metric"], *values, TRENDS.get(row["direction"], "n/a"), ok)
     table.caption = "ok: the metric moves monotonically in the expected direction (quality up, style distance down)"
     return table
 
 
+def not_applicable_table(result: dict):
+    """What the architecture cannot do, so was not scored (not a failure); None when nothing."""
+    from rich import box
+    from rich.table import Table
+
+    skipped = result.get("not_applicable") or {}  # absent from results written before architectures
+    if not skipped:
+        return None
+    table = Table(title=f"Not applicable to the {result.get('arch', 'film')} architecture", box=box.SIMPLE_HEAD)
+    table.add_column("part")
+    table.add_column("why")
+    for part, why in skipped.items():
+        table.add_row(part, f"n/a: {why}")
+    return table
+
+
 def result_tables(result: dict) -> list:
-    """Rich tables: pixel metrics, style metrics, strength sweep (each only when it has rows)."""
+    """Rich tables: pixel metrics, style metrics, strength sweep, n/a parts (each only when it has rows)."""
     pixel_caption = PIXEL_CAPTION.format(threshold=metrics.FOREGROUND_THRESHOLD)
     tables = [
         _metrics_table(result, PIXEL_COLUMNS, _title(result, "Restoration, segmentation, mixes"), pixel_caption),
         _metrics_table(result, STYLE_COLUMNS, _title(result, "Style"), STYLE_CAPTION.format(**result)),
         sweep_table(result) if result["sweep"] else None,
+        not_applicable_table(result),
     ]
     return [table for table in tables if table is not None]

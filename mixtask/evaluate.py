@@ -14,6 +14,8 @@ Which metrics apply is decided by the task's *kind* (registry `SECTIONS`), never
 Context rows put each number in perspective: the identity (input as output) everywhere, and the
 classical baselines of `mixtask.baselines`. `strength_sweep` scores each task at strengths
 0, 0.2, ..., 1 and says whether its metric moves monotonically (the paper's Fig. 8).
+What the model's architecture cannot do (mixes, strengths between 0 and 1; `capabilities`)
+is skipped and reported as "n/a", not scored as a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import torch
 
 from mixtask import metrics
+from mixtask.capabilities import Capabilities, not_applicable, of_class
 from mixtask.errors import MixtaskError
 from mixtask.tasks import Task, TaskSet
 
@@ -119,6 +122,7 @@ class Context:
     styles: dict[str, StyleReference]
     notes: list[str]
     cache: dict = field(default_factory=dict)  # (id of a kept input, vector) -> output
+    can: Capabilities = field(default_factory=lambda: Capabilities("film"))  # what the architecture can do
 
     def generator(self, label: str) -> torch.Generator:
         """A fresh generator per task / mix: its corruptions do not depend on what ran before."""
@@ -489,13 +493,16 @@ def _all_groups(ctx: Context, log: Log) -> list[Group]:
     for task in ctx.task_set.tasks:
         log(f"evaluating {task.name}")
         groups += SECTIONS[task.kind](ctx, task)
-    for mix in ctx.task_set.mixes:
+    for mix in ctx.task_set.mixes if ctx.can.mixes else ():
         log(f"evaluating mix {'+'.join(mix)}")
         groups += [group for group in [mix_group(ctx, mix)] if group is not None]
     return groups
 
 
 def _strength_sweep(ctx: Context, log: Log) -> list[dict]:
+    if not ctx.can.continuous:  # n/a rows: the architecture takes strengths 0 and 1 only
+        na = {"metric": "n/a", "values": [], "direction": "n/a", "monotonic": None, "reason": ctx.can.not_continuous}
+        return [{"task": task.name, **na} for task in ctx.task_set.tasks]
     rows = []
     for task in ctx.task_set.tasks:
         log(f"strength sweep of {task.name}")
@@ -515,11 +522,13 @@ def run_evaluation(options: EvalOptions, backbones: Backbones | None = None, log
     if backbones is None:
         has_style = any(task.kind == "style" for task in info.task_set.tasks)
         backbones = load_backbones(options) if has_style else Backbones()
-    ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes)
+    can = of_class(info.config.arch, type(model))
+    ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes, can=can)
     ctx.styles = load_styles(ctx, info.provenance)
     groups = _all_groups(ctx, log)
     sweep = _strength_sweep(ctx, log) if options.strength_sweep else []
-    return _result(options, info, groups, sweep, ctx.notes)
+    skipped = {part: why for part, why in not_applicable(can).items() if options.strength_sweep or part == "mixes"}
+    return _result(options, info, groups, sweep, ctx.notes) | {"arch": can.arch, "not_applicable": skipped}
 
 
 def _result(options: EvalOptions, info, groups: list[Group], sweep: list[dict], notes: list[str]) -> dict:

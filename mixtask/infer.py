@@ -14,6 +14,9 @@ through tiles for large ones (`tiling`). `InferenceNet` computes the same functi
   conv to 12 channels + pixel shuffle: 3x faster;
 - InstanceNorm + FiLM (+ ReLU) applied as one per-channel affine written straight into the
   padded input buffer of the next conv; statistics from one fused kernel, kept in fp32.
+
+The other architectures of `mixtask.archs` run as they are through `ModuleNet` (autocast for
+half precision, never tiled); `Translator` checks what each one can be asked (`capabilities`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixtask import devices, tiling
+from mixtask import capabilities, devices, tiling
 from mixtask.errors import MixtaskError
 from mixtask.model import MixNet, apply_gated_head, input_stats, padding_to_multiple
 from mixtask.weights import WeightsInfo, load_weights
@@ -115,6 +118,8 @@ class InferenceNet:
     InstanceNorm), or a full list to run with frozen whole-image statistics (tiles).
     `stop=k` returns the raw (pre-norm) output of layer k instead, for statistics passes.
     """
+
+    tiles = True  # `tiling` can stream it
 
     def __init__(self, model: MixNet, device: torch.device, dtype: torch.dtype):
         if not isinstance(model, MixNet):
@@ -282,6 +287,52 @@ class InferenceNet:
         return self.forward(pad_to_multiple(x), film)[..., :height, :width]
 
 
+class ModuleNet:
+    """Any other architecture of `mixtask.archs`, run as it is (the interface `Translator` uses).
+
+    InferenceNet's rewrites are MixNet's own, so here the module's `forward_any_size` runs
+    unchanged, on channels-last input; half precision is autocast (the weights stay fp32),
+    checked by the same quality probe. These networks are never tiled (`tiles`): `Translator`
+    refuses an image over the untiled memory budget. `film` is the identity: the task vectors
+    (or per-pixel task maps) go to the module as they are.
+    """
+
+    tiles = False
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.config = model.config
+        self.module = model.to(device).eval()  # shared by the fp32 and half engines: autocast needs no copy
+
+    def film(self, vectors: torch.Tensor) -> torch.Tensor:
+        return vectors.to(self.device, torch.float32)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Image tensor (uint8 0..255 or float 0..1, any device) -> fp32 channels-last on this device."""
+        is_bytes = x.dtype == torch.uint8
+        x = x.to(self.device, non_blocking=True).to(torch.float32, memory_format=CL)
+        return x.div_(255) if is_bytes else x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor, vectors: torch.Tensor, stats=None) -> torch.Tensor:
+        """Whole network on a prepared image whose sides are multiples of 4 (at least 16)."""
+        with self._autocast():
+            return self.module.forward(x, vectors)
+
+    @torch.inference_mode()
+    def forward_any_size(self, x: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.module.forward_any_size(x, vectors)
+
+
+def engine(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> InferenceNet | ModuleNet:
+    """The fast rewritten engine for the FiLM network, the module as it is for any other."""
+    return (InferenceNet if isinstance(model, MixNet) else ModuleNet)(model, device, dtype)
+
+
 def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
     """Pad right/bottom so both sides are multiples of 4 and at least 16 (as MixNet.forward_any_size)."""
     height, width = x.shape[-2:]
@@ -322,7 +373,9 @@ class Translator:
     `device`: auto | cpu | cuda | cuda:N | mps. `precision`: auto | fp32 | bf16 | fp16 (see
     `devices`; `auto` keeps half precision only if the probe image stays >= 40 dB PSNR against
     fp32: `probe_psnr` records the figure). `tile`: None or 0 = automatic (untiled while the
-    image fits the memory budget, else streamed in tiles), N = tiles of N x N pixels.
+    image fits the memory budget, else streamed in tiles), N = tiles of N x N pixels; only the
+    FiLM network runs in tiles. Task vectors are checked against what the architecture can do
+    (`capabilities`): a mix or a fractional strength it cannot take is a MixtaskError.
     """
 
     def __init__(self, model, info: WeightsInfo, *, device="auto", precision="auto", tile: int | None = None):
@@ -332,13 +385,16 @@ class Translator:
         requested = devices.check_precision(precision, self.device)
         self.tile = tiling.check_tile(tile)
         self.probe_psnr: float | None = None
+        self.capabilities = capabilities.of_model(model)
+        if self.tile is not None and not isinstance(model, MixNet):
+            raise MixtaskError(f"--tile: only film models run in tiles, not {self.capabilities.arch}; use --tile 0")
         model = model.eval()
         with devices.threads_for(0, self.device):  # weight rewrites and the probe: small ops only
             if requested == "auto":
                 self.precision, self.net = self._choose_precision(model)
             else:
                 self.precision = requested
-                self.net = InferenceNet(model, self.device, devices.dtype_of(requested))
+                self.net = engine(model, self.device, devices.dtype_of(requested))
 
     @classmethod
     def from_file(
@@ -348,12 +404,12 @@ class Translator:
         model, info = load_weights(weights)
         return cls(model, info, device=device, precision=precision, tile=tile)
 
-    def _choose_precision(self, model) -> tuple[str, InferenceNet]:
-        reference = InferenceNet(model, self.device, torch.float32)
+    def _choose_precision(self, model) -> tuple[str, InferenceNet | ModuleNet]:
+        reference = engine(model, self.device, torch.float32)
         candidate = devices.auto_candidate(self.device)
         if candidate == "fp32":
             return "fp32", reference
-        half = InferenceNet(model, self.device, devices.dtype_of(candidate))
+        half = engine(model, self.device, devices.dtype_of(candidate))
         self.probe_psnr = probe_psnr(reference, half, len(self.task_set))
         if self.probe_psnr >= devices.MIN_HALF_PSNR:
             return candidate, half
@@ -363,29 +419,58 @@ class Translator:
         """`denoise=1,style1=0.6` -> task vector (names and aliases from the weights)."""
         return self.task_set.parse(text)
 
-    def _vectors(self, task, batch: int) -> torch.Tensor:
-        """A task text, a vector, or one vector per sample -> (batch, tasks) fp32 tensor."""
+    def _vectors(self, task, batch: int, size: tuple[int, int]) -> torch.Tensor:
+        """A task text, a vector, or one vector per sample -> (batch, tasks) fp32 tensor; for an
+        architecture with task maps also one vector per pixel, (batch, tasks, H, W) for images of `size`."""
         if isinstance(task, str):
             task = self.parse_task(task)
         vectors = torch.as_tensor(task, dtype=torch.float32).cpu()
         if vectors.ndim == 1:
             vectors = vectors.expand(batch, -1)
-        if vectors.ndim != 2 or vectors.shape != (batch, len(self.task_set)):
-            raise MixtaskError(
-                f"task vector of shape {tuple(vectors.shape)} does not fit {batch} image(s) and "
-                f"{len(self.task_set)} tasks ({', '.join(self.task_set.names)})"
-            )
+        maps = self.capabilities.task_maps and vectors.ndim == 4
+        if vectors.shape != (batch, len(self.task_set), *(size if maps else ())):
+            raise self._shape_error(vectors, batch, size)
         if not torch.isfinite(vectors).all() or vectors.min() < 0 or vectors.max() > 1:
             raise MixtaskError("task strengths must be in [0, 1]")
+        capabilities.check_vectors(self.capabilities, vectors)
         return vectors
+
+    def check_task(self, task) -> None:
+        """A MixtaskError now, before any image, if the architecture cannot do `task` (text, vector or map)."""
+        vectors = torch.as_tensor(self.parse_task(task) if isinstance(task, str) else task, dtype=torch.float32)
+        capabilities.check_vectors(self.capabilities, vectors[None] if vectors.ndim in (1, 3) else vectors)
+
+    def _shape_error(self, vectors: torch.Tensor, batch: int, size: tuple[int, int]) -> MixtaskError:
+        arch, tasks = self.capabilities.arch, len(self.task_set)
+        if vectors.ndim == 4 and not self.capabilities.task_maps:
+            return MixtaskError(f"the {arch} architecture takes one task vector per image, not per-pixel task maps")
+        maps = f", or task maps of shape {(batch, tasks, *size)}" if self.capabilities.task_maps else ""
+        return MixtaskError(
+            f"task vector of shape {tuple(vectors.shape)} does not fit {batch} image(s) and "
+            f"{tasks} tasks ({', '.join(self.task_set.names)}){maps}"
+        )
+
+    def _tiled(self, height: int, width: int) -> bool:
+        """Whether an image is streamed in tiles (`tiling`); too big for an engine without tiles is an error."""
+        tiled = tiling.use_tiles(height, width, self.tile, self.net)
+        if tiled and not self.net.tiles:
+            raise MixtaskError(
+                f"{width}x{height} px does not fit one untiled pass in memory, and only film models run in "
+                f"tiles ({self.capabilities.arch} does not): downscale the image"
+            )
+        return tiled
 
     @torch.inference_mode()
     def translate_tensor(self, x: torch.Tensor, vector) -> torch.Tensor:
-        """(B, 3, H, W) float in [0, 1] -> same shape, float32 in [0, 1], on x's device."""
+        """(B, 3, H, W) float in [0, 1] -> same shape, float32 in [0, 1], on x's device.
+
+        `vector`: a task text, one vector, one per image, or (architectures with `task_maps`)
+        per-pixel vectors (B, tasks, H, W).
+        """
         if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise MixtaskError(f"expected a float tensor (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
-        film = self.net.film(self._vectors(vector, x.shape[0]))
-        if not tiling.use_tiles(*x.shape[-2:], self.tile, self.net):
+        film = self.net.film(self._vectors(vector, x.shape[0], tuple(x.shape[-2:])))
+        if not self._tiled(*x.shape[-2:]):
             return self._run(x, film, to_bytes=False).to(x.device)
         outputs = []
         for i in range(x.shape[0]):  # streamed: one image at a time
@@ -400,7 +485,7 @@ class Translator:
             found = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
             raise MixtaskError(f"expected an (H, W, 3) uint8 RGB array, got {found}")
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W), channels-last
-        y = self._run(x, self.net.film(self._vectors(vector, 1)), to_bytes=True)
+        y = self._run(x, self.net.film(self._vectors(vector, 1, rgb.shape[:2])), to_bytes=True)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
     def translate(self, image: Image.Image, task: str | tuple[float, ...]) -> Image.Image:
@@ -414,7 +499,7 @@ class Translator:
         """Images (B, 3, H, W), uint8 or float -> uint8 on the CPU, or float32 in [0, 1] on the device."""
         height, width = x.shape[-2:]
         with devices.threads_for(x.shape[0] * height * width, self.device):
-            if tiling.use_tiles(height, width, self.tile, self.net):
+            if self._tiled(height, width):
                 return self._streamed(x, film, to_bytes)
             y = self.net.forward_any_size(self.net.prepare(x), film)
             return to_uint8(y) if to_bytes else y.float().clamp_(0, 1)

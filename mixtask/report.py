@@ -30,10 +30,25 @@ def _key_value_table(title: str, data: dict) -> Table:
     return table
 
 
+def architecture_text(info: WeightsInfo, model) -> str:
+    """`single (mixes: no, strengths 0..1: no, task maps: no)`: the architecture and what it can do."""
+    from mixtask.capabilities import of_class
+
+    can = of_class(info.config.arch, type(model))
+    flags = {"mixes": can.mixes, "strengths 0..1": can.continuous, "task maps": can.task_maps}
+    said = ", ".join(f"{name}: {'yes' if value else 'no'}" for name, value in flags.items())
+    return f"{can.arch} ({said})"
+
+
 def info_tables(info: WeightsInfo, model) -> list[Table]:
     from mixtask.model import count_parameters
 
-    summary = {"file": str(info.path), "parameters": f"{count_parameters(model):,}", **info.config.to_json()}
+    summary = {
+        "file": str(info.path),
+        "architecture": architecture_text(info, model),
+        "parameters": f"{count_parameters(model):,}",
+        **info.config.to_json(),
+    }
     return [
         _key_value_table("Model", summary),
         tasks_table(info),

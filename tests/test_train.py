@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from mixtask.checkpoint import load_checkpoint
 from mixtask.cli import app
+from mixtask.cli.train import resolve_mix_method
 from mixtask.errors import MixtaskError
 from mixtask.train import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
 from mixtask.weights import load_weights, read_info
@@ -294,10 +295,13 @@ def test_cli_defaults_match_train_options():
     defaults = {param.name: param.default for param in command.params}
     fields = TrainOptions.__dataclass_fields__
     assert defaults["head"].value == fields["head"].default
-    names = ["batch", "lr", "seed", "mix_method", "content_weight", "style_weight", "tv_weight"]
+    assert defaults["arch"] == fields["arch"].default
+    names = ["batch", "lr", "seed", "content_weight", "style_weight", "tv_weight"]
     names += ["adversarial_weight", "width", "res_blocks", "film_layers", "preview_every", "checkpoint_every"]
     for name in names:
         assert defaults[name] == fields[name].default, name
+    # --mix-method has no fixed default: 3, or 1 for an architecture that cannot mix (cli.train)
+    assert defaults["mix_method"] is None and resolve_mix_method(None, "film") == fields["mix_method"].default
 
 
 # ----------------------------------------------------------------------------- DDP

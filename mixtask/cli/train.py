@@ -7,11 +7,16 @@ from pathlib import Path
 
 import typer
 
+from mixtask import archs
 from mixtask.cli.common import Precision, user_errors
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
-METHOD_HELP = "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages)."
+METHOD_HELP = (
+    "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages).  "
+    "[default: 3; 1 for an --arch that cannot mix]"
+)
+ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
 RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps and --size may change)."
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
@@ -21,6 +26,9 @@ WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall 
 class Head(str, Enum):
     gated = "gated"
     rgb = "rgb"
+
+
+Arch = Enum("Arch", {name: name for name in archs.names()}, type=str)  # one place to add one: the registry
 
 
 class Balance(str, Enum):
@@ -50,7 +58,7 @@ def train_command(
     out: Path = typer.Option(None, "--out", help="Run folder: checkpoint, log.jsonl, previews/, weights."),
     style: list[str] = typer.Option([], "--style", help=STYLE_HELP),
     mix: list[str] = typer.Option([], "--mix", help=MIX_HELP),
-    mix_method: int = typer.Option(3, "--mix-method", min=1, max=3, help=METHOD_HELP),
+    mix_method: int = typer.Option(None, "--mix-method", min=1, max=3, help=METHOD_HELP, show_default=False),
     steps: int = typer.Option(None, "--steps", help="Optimiser steps in all  [default: 2000]"),
     stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 [default: half]"),
     size: int = typer.Option(None, "--size", help="Training crop side in pixels (multiple of 4)  [default: 256]"),
@@ -68,6 +76,7 @@ def train_command(
     width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
     res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
     film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
+    arch: Arch = typer.Option("film", "--arch", help=ARCH_HELP),
     head: Head = typer.Option(Head.gated, "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(Precision.auto, "--precision", help="auto: bf16 where the CPU/GPU has it."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -91,7 +100,8 @@ def train_command(
     else:
         options = TrainOptions(
             data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,
-            mix_method=mix_method, steps=steps or 2000, stage1_steps=stage1_steps, size=size or 256, batch=batch, lr=lr,
+            mix_method=resolve_mix_method(mix_method, arch.value), arch=arch.value, steps=steps or 2000,
+            stage1_steps=stage1_steps, size=size or 256, batch=batch, lr=lr,
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value,
@@ -100,6 +110,18 @@ def train_command(
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),
         )  # fmt: skip
     report(train(options, resume=resume is not None, quiet=quiet))
+
+
+def resolve_mix_method(given: int | None, arch: str) -> int:
+    """--mix-method as given, else 3, or 1 (said on stderr) for an architecture that cannot mix."""
+    from mixtask.training.options import default_mix_method
+
+    if given is not None:
+        return given
+    method = default_mix_method(arch)
+    if method == 1:
+        typer.echo(f"--arch {arch} cannot mix tasks: training single tasks only (--mix-method 1)", err=True)
+    return method
 
 
 def report(result) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from mixtask import archs
 from mixtask.checkpoint import load_checkpoint
 from mixtask.errors import MixtaskError
 
@@ -51,7 +52,7 @@ class TrainOptions:
     res_blocks: int = 5
     film_layers: int = 1
     arch: str = "film"
-    head: str = "gated"  # output head of the film network: "gated" or the paper's "rgb" (model.py)
+    head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
     device: str = "auto"
     synth: str | None = None
@@ -108,6 +109,7 @@ def check_options(options: TrainOptions) -> None:
         (0 <= stage1_steps(options) <= options.steps, "--stage1-steps must be between 0 and --steps"),
         (options.lr > 0, "--lr must be positive"),
         (options.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
+        (options.arch in archs.names(), f"--arch {options.arch!r} is unknown: use one of {', '.join(archs.names())}"),
         (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
         (options.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (options.weighting in WEIGHTINGS, f"--weighting must be one of {', '.join(WEIGHTINGS)}"),
@@ -118,6 +120,27 @@ def check_options(options: TrainOptions) -> None:
     for ok, message in checks:
         if not ok:
             raise MixtaskError(message)
+    check_arch_can_mix(options)
+
+
+def check_arch_can_mix(options: TrainOptions) -> None:
+    """An architecture that cannot mix tasks trains single tasks only (Method 1)."""
+    if options.mix_method == 1 and not options.mixes and options.synth is None:
+        return
+    from mixtask.capabilities import of_arch  # imports the architecture, hence torch
+
+    if not of_arch(options.arch).mixes:
+        raise MixtaskError(
+            f"the {options.arch} architecture cannot mix tasks: train it with --mix-method 1 (single tasks only), "
+            "without --mix or --synth"
+        )
+
+
+def default_mix_method(arch: str) -> int:
+    """Method 3 (synthesised mixes, the paper's best), or 1 for an architecture that cannot mix."""
+    from mixtask.capabilities import of_arch
+
+    return 3 if of_arch(arch).mixes else 1
 
 
 def weighting_needs_joint(weighting: str) -> str:
