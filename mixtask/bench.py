@@ -152,8 +152,8 @@ def random_full_width_model(num_tasks: int):
     return model.eval(), WeightsInfo(Path("random-full-width"), config, DEFAULT_TASK_SET)
 
 
-def best_time(function: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(first call, best of `repeats` further calls) in seconds."""
+def timed_runs(function: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """(first call, each of `repeats` further calls) in seconds; the first call warms up."""
     start = time.perf_counter()
     function()
     first = time.perf_counter() - start
@@ -162,6 +162,12 @@ def best_time(function: Callable[[], object], repeats: int) -> tuple[float, floa
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
+    return first, times
+
+
+def best_time(function: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(first call, best of `repeats` further calls) in seconds."""
+    first, times = timed_runs(function, repeats)
     return first, min(times)
 
 
