@@ -36,7 +36,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mixtask import images
+from mixtask import images, taskmaps
 from mixtask.errors import MixtaskError
 from mixtask.fileio import write_bytes_atomic
 from mixtask.tasks import TaskSet
@@ -53,7 +53,7 @@ PROCESSED, SKIPPED, KEPT, FAILED = "processed", "skipped", "kept", "failed"
 class ApplyOptions:
     """Everything `mixtask apply` takes besides its inputs."""
 
-    task: str
+    task: str | None = None  # with task_map: the strengths of the other tasks (see mixtask.taskmaps)
     output: Path | None = None
     recursive: bool = False
     overwrite: bool = False
@@ -64,9 +64,11 @@ class ApplyOptions:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps: checked by infer.Translator
     precision: str = "auto"
     tile: int | None = None  # None = automatic
+    task_map: Path | None = None  # an image of per-pixel strengths of the map_tasks (names, R, G, B)
+    map_tasks: str | None = None
 
     def __post_init__(self):
-        for name in ("output", "weights"):  # API callers may pass str
+        for name in ("output", "weights", "task_map"):  # API callers may pass str
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.overwrite and self.skip_existing:
@@ -75,6 +77,7 @@ class ApplyOptions:
             raise MixtaskError(f"--quality {self.quality} is outside 1..100")
         if images.normalize_format(self.format) not in (None, *images.WRITABLE_FORMATS):
             raise MixtaskError(f"unknown --format {self.format!r}; use png, jpg or webp")
+        taskmaps.check_options(self.task, self.task_map, self.map_tasks)
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,11 @@ def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, vect
         jobs = [_stdin_job(inputs, options)]
     else:
         exclude = {options.output.resolve()} if options.output not in (None, STDIO) else set()
+        exclude |= {options.task_map.resolve()} if options.task_map else set()  # not an input in a folder scan
         sources = _collect_sources(inputs, options.recursive, exclude, task_set)
         kind = _output_kind(options, many=len(sources) > 1 or any(path.is_dir() for path in inputs))
-        jobs = [_job(source, root, kind, options, task_set.slug(vector)) for source, root in sources]
+        slug = taskmaps.slug(task_set, vector)
+        jobs = [_job(source, root, kind, options, slug) for source, root in sources]
     if jobs[0].out_file == STDIO and sys.stdout.isatty():
         raise MixtaskError("stdout is a terminal, not a file; redirect it (> out.png) or give -o FILE")
     return jobs
@@ -180,6 +185,7 @@ def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: Ta
             for name in sorted(names)
             if not name.startswith(".") and Path(name).suffix.lower() in images.INPUT_EXTENSIONS
         ]
+        candidates = [file for file in candidates if file.resolve() not in exclude]  # e.g. the task map
         files += _drop_own_outputs(candidates, task_set)
     return files
 
@@ -205,12 +211,12 @@ def _looks_like_output(stem: str, stems: set[str], task_set: TaskSet) -> bool:
 
 
 def is_slug(text: str, task_set: TaskSet) -> bool:
-    """Whether `text` is something `TaskSet.slug` produces, e.g. `seg+style1_0.6` or `recon`."""
+    """Whether `text` is something `TaskSet.slug` produces, e.g. `seg+style1_0.6` or `recon`, or a task map's."""
     return text == "recon" or all(_is_slug_part(part, task_set.names) for part in text.split("+"))
 
 
 def _is_slug_part(part: str, names: tuple[str, ...]) -> bool:
-    if part in names:
+    if part in names or (part.startswith("map-") and len(part) > 4):  # `map-<stem>`: taskmaps.map_slug
         return True
     name, _, value = part.rpartition("_")
     return name in names and re.fullmatch(r"\d*\.?\d+(e-?\d+)?", value) is not None
@@ -266,6 +272,8 @@ class Targets:
 
     def __init__(self, jobs: list[Job], options: ApplyOptions):
         self.inputs = {job.source.resolve() for job in jobs if job.source != STDIO}
+        if options.task_map:
+            self.inputs.add(options.task_map.resolve())
         self.claimed: dict[Path, Job] = {}
         self.options = options
 
@@ -324,7 +332,8 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
     from mixtask.weights import read_info
 
     task_set = translator.task_set if translator else read_info(options.weights).task_set
-    vector = task_set.parse(options.task)  # an unknown task fails here, before any file is touched
+    # an unknown task or a bad task map fails here, before any file is touched
+    vector = taskmaps.condition(options.task, options.task_map, options.map_tasks, task_set)
     jobs = plan_jobs([Path(path) for path in inputs], options, task_set, vector)
     translator = translator or _load_translator(options)
     if isinstance(vector, tuple):  # a mix or strength the architecture cannot take: one error, not one per file
@@ -414,7 +423,7 @@ def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
         if stop:
             return stop
         run.targets.claim(job, target)
-        rgb = run.translator.translate_array(loaded.rgb, run.vector)
+        rgb = taskmaps.translate(run.translator, loaded.rgb, run.vector)
     except MixtaskError as error:
         return Outcome(job, FAILED, _named(job, error))
     return run.pool.submit(_write, job, target, format_name, rgb, loaded, run.options.quality)

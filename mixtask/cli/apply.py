@@ -1,4 +1,7 @@
-"""`mixtask apply INPUT... --task SPEC`: translate images, folders or stdin (pipeline in mixtask/apply.py)."""
+"""`mixtask apply INPUT... --task SPEC`: translate images, folders or stdin (pipeline in mixtask/apply.py).
+
+`--task-map MAP --map-tasks NAMES`: per-pixel strengths from an image (mixtask/taskmaps.py).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,21 @@ def register(app: typer.Typer) -> None:
 @user_errors
 def apply_command(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders, or - to read one image from stdin."),
-    task: str = typer.Option(..., "--task", "-t", help="Task vector, e.g. seg, denoise+style1, style1=0.6."),
+    task: str = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Task vector, e.g. seg, denoise+style1, style1=0.6. With --task-map: the other tasks, everywhere.",
+    ),
+    task_map: Path = typer.Option(
+        None,
+        "--task-map",
+        help="Image of per-pixel strengths (0-255 -> 0-1) of the --map-tasks: R, G, B (or gray) in order; "
+        "alpha scales them. Resized bilinearly to each image whose size differs.",
+    ),
+    map_tasks: str = typer.Option(
+        None, "--map-tasks", help="Tasks the --task-map channels drive, in order R,G,B, e.g. style1,seg."
+    ),
     output: Path = typer.Option(
         None, "--output", "-o", help="FILE (.png/.jpg/.webp; one input), DIR, or - for stdout. Default: beside input."
     ),
@@ -37,7 +54,7 @@ def apply_command(
     precision: Precision = typer.Option(Precision.auto, "--precision", help="Compute precision."),
     tile: int = typer.Option(0, "--tile", min=0, help="Tile side in pixels for big images; 0 = automatic."),
 ) -> None:
-    """Apply a task (or a mix of tasks) to images; exits 1 if any image failed."""
+    """Apply a task (a mix of tasks, or a per-pixel task map) to images; exits 1 if any image failed."""
     from rich.console import Console
 
     from mixtask.apply import ApplyOptions, apply_paths
@@ -54,6 +71,8 @@ def apply_command(
         device=device,
         precision=precision.value,
         tile=tile or None,
+        task_map=task_map,
+        map_tasks=map_tasks,
     )
     summary = apply_paths(inputs, options, console=Console(stderr=True))
     raise typer.Exit(summary.exit_code)
