@@ -43,66 +43,95 @@ def _shown_rows(group: dict) -> list[tuple[str, dict]]:
     ]
 
 
-def _metrics_table(result: dict, columns: dict, title: str, caption: str):
-    from rich import box
-    from rich.table import Table
+class Grid:
+    """One table's content, rendered as a Rich table or as Markdown."""
 
+    def __init__(self, title: str, headers: list[str], caption: str = "", right: set[int] = frozenset()):
+        self.title, self.headers, self.caption, self.right = title, headers, caption, right
+        self.rows: list[tuple[list[str], bool]] = []  # (cells, bold)
+        self.sections: set[int] = set()  # row indices that start a new section
+
+    def add(self, cells: list[str], bold: bool = False, section: bool = False) -> None:
+        if section and self.rows:
+            self.sections.add(len(self.rows))
+        self.rows.append((cells, bold))
+
+    def rich(self):
+        from rich import box
+        from rich.table import Table
+
+        table = Table(title=self.title, caption=self.caption or None, box=box.SIMPLE_HEAD)
+        for i, header in enumerate(self.headers):
+            table.add_column(header, justify="right" if i in self.right else "left", no_wrap=header == "method")
+        for i, (cells, bold) in enumerate(self.rows):
+            if i in self.sections:
+                table.add_section()
+            table.add_row(*cells, style="bold" if bold else None)
+        return table
+
+    def markdown(self) -> str:
+        align = ["---:" if i in self.right else "---" for i in range(len(self.headers))]
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.headers) + " |", "|" + "|".join(align) + "|"]
+        for cells, bold in self.rows:
+            lines.append("| " + " | ".join(f"**{c}**" if bold and c else c for c in cells) + " |")
+        return "\n".join(lines + ([f"\n{self.caption}"] if self.caption else []))
+
+
+def _metrics_grid(result: dict, columns: dict, title: str, caption: str) -> Grid | None:
     groups = [g for g in result["groups"] if any(key in row for row in g["rows"].values() for key in columns)]
     used = [key for key in columns if any(key in row for g in groups for row in g["rows"].values())]
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD)
-    table.add_column("task / mix")
-    table.add_column("method", no_wrap=True)
-    for key in used:
-        table.add_column(columns[key][0], justify="right")
+    headers = ["task / mix", "method", *(columns[key][0] for key in used)]
+    grid = Grid(title, headers, caption, right=set(range(2, len(headers))))
     for group in groups:
         for i, (method, values) in enumerate(_shown_rows(group)):
             cells = [columns[key][1].format(values[key]) if key in values else "" for key in used]
-            table.add_row(group["name"] if i == 0 else "", method, *cells, style="bold" if method == "model" else None)
-        table.add_section()
-    return table if groups else None
+            grid.add([group["name"] if i == 0 else "", method, *cells], bold=method == "model", section=i == 0)
+    return grid if groups else None
 
 
 TRENDS = {"increasing": "rises", "decreasing": "falls", "constant": "flat", "not monotonic": "mixed"}
+SWEEP_CAPTION = "ok: the metric moves monotonically in the expected direction (quality up, style distance down)"
 
 
-def sweep_table(result: dict):
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="Strength sweep (paper, Fig. 8): each task's metric at strengths 0..1", box=box.SIMPLE_HEAD)
-    for column in ("task", "metric", *(f"{s:g}" for s in SWEEP_STRENGTHS), "trend", "ok"):
-        table.add_column(column, justify="right" if column[0].isdigit() else "left")
+def _sweep_grid(result: dict) -> Grid:
+    headers = ["task", "metric", *(f"{s:g}" for s in SWEEP_STRENGTHS), "trend", "ok"]
+    title = "Strength sweep (paper, Fig. 8): each task's metric at strengths 0..1"
+    grid = Grid(title, headers, SWEEP_CAPTION, set(range(2, 2 + len(SWEEP_STRENGTHS))))
     for row in result["sweep"]:
         values = [f"{v:.4g}" for v in row["values"]] or ["n/a"] * len(SWEEP_STRENGTHS)
         ok = "n/a" if row["monotonic"] is None else "yes" if row["monotonic"] else "NO"
-        table.add_row(row["task"], row["metric"], *values, TRENDS.get(row["direction"], "n/a"), ok)
-    table.caption = "ok: the metric moves monotonically in the expected direction (quality up, style distance down)"
-    return table
+        grid.add([row["task"], row["metric"], *values, TRENDS.get(row["direction"], "n/a"), ok])
+    return grid
 
 
-def not_applicable_table(result: dict):
+def _not_applicable_grid(result: dict) -> Grid | None:
     """What the architecture cannot do, so was not scored (not a failure); None when nothing."""
-    from rich import box
-    from rich.table import Table
-
     skipped = result.get("not_applicable") or {}  # absent from results written before architectures
     if not skipped:
         return None
-    table = Table(title=f"Not applicable to the {result.get('arch', 'film')} architecture", box=box.SIMPLE_HEAD)
-    table.add_column("part")
-    table.add_column("why")
+    grid = Grid(f"Not applicable to the {result.get('arch', 'film')} architecture", ["part", "why"])
     for part, why in skipped.items():
-        table.add_row(part, f"n/a: {why}")
-    return table
+        grid.add([part, f"n/a: {why}"])
+    return grid
+
+
+def result_grids(result: dict) -> list[Grid]:
+    """Pixel metrics, style metrics, strength sweep, n/a parts (each only when it has rows)."""
+    pixel_caption = PIXEL_CAPTION.format(threshold=metrics.FOREGROUND_THRESHOLD)
+    grids = [
+        _metrics_grid(result, PIXEL_COLUMNS, _title(result, "Restoration, segmentation, mixes"), pixel_caption),
+        _metrics_grid(result, STYLE_COLUMNS, _title(result, "Style"), STYLE_CAPTION.format(**result)),
+        _sweep_grid(result) if result["sweep"] else None,
+        _not_applicable_grid(result),
+    ]
+    return [grid for grid in grids if grid is not None]
 
 
 def result_tables(result: dict) -> list:
-    """Rich tables: pixel metrics, style metrics, strength sweep, n/a parts (each only when it has rows)."""
-    pixel_caption = PIXEL_CAPTION.format(threshold=metrics.FOREGROUND_THRESHOLD)
-    tables = [
-        _metrics_table(result, PIXEL_COLUMNS, _title(result, "Restoration, segmentation, mixes"), pixel_caption),
-        _metrics_table(result, STYLE_COLUMNS, _title(result, "Style"), STYLE_CAPTION.format(**result)),
-        sweep_table(result) if result["sweep"] else None,
-        not_applicable_table(result),
-    ]
-    return [table for table in tables if table is not None]
+    """Rich tables of the result."""
+    return [grid.rich() for grid in result_grids(result)]
+
+
+def result_markdown(result: dict) -> str:
+    """The same tables in Markdown (for model cards)."""
+    return "\n\n".join(grid.markdown() for grid in result_grids(result)) + "\n"

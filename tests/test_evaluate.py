@@ -74,10 +74,13 @@ def _eval(*args) -> object:
 def test_identity_model_scores_perfect_recon_and_fills_every_row(tiny_weights, data_root, tmp_path, monkeypatch,
                                                                  fake_backbones):
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
-    out = tmp_path / "eval.json"
-    result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--json", out, "--strength-sweep")
+    out, markdown = tmp_path / "eval.json", tmp_path / "eval.md"
+    outputs = ("--json", out, "--markdown", markdown)
+    result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *outputs, "--strength-sweep")
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
+    card = markdown.read_text()
+    assert "| **recon** | **model** | **100.00** |" in card and "| task | metric | 0 | 0.2 |" in card
     groups = {g["name"]: g for g in report["groups"]}
     assert groups["recon"]["rows"]["model"]["psnr"] == pytest.approx(100.0)
     assert groups["recon"]["rows"]["model"]["ssim"] == pytest.approx(1.0, abs=1e-4)

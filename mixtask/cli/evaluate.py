@@ -30,6 +30,7 @@ def eval_command(
     size: int = typer.Option(256, "--size", help="Side of the square evaluation crops, px."),
     count: int = typer.Option(16, "--count", "-n", help="Samples per task and per mix (fixed seeds)."),
     json_path: Path = typer.Option(None, "--json", help="Also write every number to this JSON file."),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the tables as Markdown (model cards)."),
     vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights; default DATA/backbones/, else style metrics skipped."),
     effnet: Path = typer.Option(None, "--effnet", help="EfficientNet-Lite0 weights; default DATA/backbones/."),
     style: list[str] = typer.Option([], "--style", help="TASK=IMAGE: the style image of a style task."),
@@ -55,6 +56,12 @@ def eval_command(
     if json_path is not None:
         write_json(result, json_path)
         console.print(f"wrote {json_path}")
+    if markdown is not None:
+        from mixtask.eval_report import result_markdown
+        from mixtask.fileio import write_bytes_atomic
+
+        write_bytes_atomic(markdown, result_markdown(result).encode())
+        console.print(f"wrote {markdown}")
     if record:
         from mixtask.weights import record_metrics, resolve_weights_path
 
