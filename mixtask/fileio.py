@@ -12,6 +12,15 @@ from pathlib import Path
 from mixtask.errors import MixtaskError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # reading it means setting it: done once, at import, before any thread starts
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -22,6 +31,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(temp, path)
     except OSError as error:
         temp.unlink(missing_ok=True)

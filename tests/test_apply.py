@@ -303,3 +303,14 @@ def test_python_api(tiny_weights, tmp_path):
     assert files_in(tmp_path / "out") == ["a.webp", "b.webp"]
     with pytest.raises(MixtaskError, match="quality"):
         ApplyOptions(task="seg", quality=0)
+
+
+def test_outputs_get_the_usual_permissions_not_the_temp_files_0600(tmp_path):
+    import os
+    import stat
+
+    from mixtask.fileio import UMASK, write_bytes_atomic
+
+    target = tmp_path / "out.png"
+    write_bytes_atomic(target, b"data")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~UMASK
