@@ -6,12 +6,15 @@ Johnson, Alahi & Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer
 fully-connected generator fed with the task vector `c` in [0, 1]^n. The generator's first
 layer is the only task-specific part; it starts as the identity FiLM (gamma = 1, beta = 0).
 
+The layer table (`layer_shapes`), the output head (`output_conv`, `apply_head`) and the any-size
+padding (`forward_any_size`) are shared with the other architectures of `mixtask.archs`.
 This module knows nothing of files or task names: `c` is just a tensor.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -109,6 +112,46 @@ class FiLMGenerator(nn.Module):
         return c
 
 
+Shape = tuple[int, int, int, int, bool]  # a normed conv's (in, out, kernel, stride, upsample)
+ENCODER, RESIDUAL, DECODER = slice(0, 3), slice(3, -2), slice(-2, None)  # parts of `layer_shapes`
+
+
+def layer_shapes(config: ModelConfig) -> list[Shape]:
+    """Johnson's normed convs in order: 3 down to 1/4 resolution, 2 per residual block, 2 up-sampling ones."""
+    w = config.width
+    return [
+        (3, w, 9, 1, False), (w, 2 * w, 3, 2, False), (2 * w, 4 * w, 3, 2, False),
+        *[(4 * w, 4 * w, 3, 1, False)] * (2 * config.res_blocks),
+        (4 * w, 2 * w, 3, 1, True), (2 * w, w, 3, 1, True),
+    ]  # fmt: skip
+
+
+def layer_relus(config: ModelConfig) -> list[bool]:
+    """Whether each of `layer_shapes` has a ReLU after its norm: all but a residual block's second conv."""
+    return [True] * 3 + [True, False] * config.res_blocks + [True] * 2
+
+
+def run_layers(x: torch.Tensor, layer: Callable[[int, torch.Tensor], torch.Tensor], res_blocks: int) -> torch.Tensor:
+    """Johnson's layer sequence, `layer(i, h)` computing normed layer i of `layer_shapes` (a residual block adds
+    its input to its second layer's output). Returns the features before the output conv."""
+    h = x
+    for i in range(3):
+        h = layer(i, h)
+    for i in range(3, 3 + 2 * res_blocks, 2):
+        h = h + layer(i + 1, layer(i, h))
+    for i in range(3 + 2 * res_blocks, 5 + 2 * res_blocks):
+        h = layer(i, h)
+    return h
+
+
+def film_pairs(out: torch.Tensor, sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A generator's output (B, 2 * sum(sizes)) -> per layer (gamma, beta), each (B, size); gamma is read as
+    1 + output, so an all-zero output is the identity FiLM."""
+    total = sum(sizes)
+    gammas, betas = out[:, :total] + 1.0, out[:, total:]
+    return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
+
+
 HEADS = ("rgb", "gated")
 GATED_CHANNELS = 5  # 3 colour + gate + renormalisation blend
 
@@ -141,6 +184,28 @@ def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std
     return torch.lerp(generated, x, gate)
 
 
+def output_channels(config: ModelConfig) -> int:
+    return GATED_CHANNELS if config.head == "gated" else 3
+
+
+def output_conv(config: ModelConfig) -> ConvLayer:
+    """The last conv: 9x9, width -> RGB (or the gated head's 5 channels, gate and blend at 0.5 everywhere), no norm."""
+    if config.head not in HEADS:
+        raise ValueError(f"unknown output head {config.head!r} (known: {', '.join(HEADS)})")
+    conv = ConvLayer(config.width, output_channels(config), 9)
+    if config.head == "gated":
+        nn.init.zeros_(conv.conv.weight[3:])
+        nn.init.zeros_(conv.conv.bias[3:])
+    return conv
+
+
+def apply_head(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The image from `output_conv`'s output through the config's head; x: the network's input."""
+    if config.head == "rgb":
+        return raw
+    return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
+
+
 class MixNet(nn.Module):
     """Johnson encoder-decoder with IN + FiLM after every conv but the last."""
 
@@ -149,54 +214,32 @@ class MixNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        w = config.width
-        # (conv, has ReLU after its norm); a residual block is two convs, ReLU after the first.
-        self.encoder = nn.ModuleList([ConvLayer(3, w, 9), ConvLayer(w, 2 * w, 3, 2), ConvLayer(2 * w, 4 * w, 3, 2)])
-        self.residual = nn.ModuleList(ConvLayer(4 * w, 4 * w, 3) for _ in range(2 * config.res_blocks))
-        self.decoder = nn.ModuleList([ConvLayer(4 * w, 2 * w, 3, upsample=True), ConvLayer(2 * w, w, 3, upsample=True)])
-        if config.head not in HEADS:
-            raise ValueError(f"unknown output head {config.head!r} (known: {', '.join(HEADS)})")
-        self.output = ConvLayer(w, GATED_CHANNELS if config.head == "gated" else 3, 9)
-        if config.head == "gated":  # gate and blend start at 0.5 everywhere
-            nn.init.zeros_(self.output.conv.weight[3:])
-            nn.init.zeros_(self.output.conv.bias[3:])
-        convs = [*self.encoder, *self.residual, *self.decoder]
-        relus = [True] * 3 + [True, False] * config.res_blocks + [True] * 2
+        shapes = layer_shapes(config)
+        self.encoder = nn.ModuleList(ConvLayer(*shape) for shape in shapes[ENCODER])
+        self.residual = nn.ModuleList(ConvLayer(*shape) for shape in shapes[RESIDUAL])
+        self.decoder = nn.ModuleList(ConvLayer(*shape) for shape in shapes[DECODER])
+        self.output = output_conv(config)
+        convs, relus = [*self.encoder, *self.residual, *self.decoder], layer_relus(config)
         self.norms = nn.ModuleList(NormFiLM(conv.conv.out_channels, relu) for conv, relu in zip(convs, relus))
         self.film_channels = sum(norm.channels for norm in self.norms)
         self.film = FiLMGenerator(config.num_tasks, 2 * self.film_channels, config.film_layers, config.film_hidden)
 
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer (gamma, beta), each (batch, channels), for task vectors c (batch, tasks)."""
-        out = self.film(c.float())
-        gammas, betas = out[:, : self.film_channels] + 1.0, out[:, self.film_channels :]
-        sizes = [norm.channels for norm in self.norms]
-        return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
+        return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
-        film = iter(zip(self.norms, self.film_params(c)))
+        convs, film = [*self.encoder, *self.residual, *self.decoder], self.film_params(c)
 
-        def conv_norm(conv: ConvLayer, h: torch.Tensor) -> torch.Tensor:
-            norm, (gamma, beta) = next(film)
-            return norm(conv(h), gamma, beta)
+        def layer(i: int, h: torch.Tensor) -> torch.Tensor:
+            return self.norms[i](convs[i](h), *film[i])
 
-        h = x
-        for conv in self.encoder:
-            h = conv_norm(conv, h)
-        for first, second in zip(self.residual[0::2], self.residual[1::2]):
-            h = h + conv_norm(second, conv_norm(first, h))
-        for conv in self.decoder:
-            h = conv_norm(conv, h)
-        raw = self.output(h)
-        if self.config.head == "rgb":
-            return raw
-        return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
+        return apply_head(self.config, self.output(run_layers(x, layer, self.config.res_blocks)), x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Like forward, for any H and W: pad to a multiple of 4 (at least 16), then crop back."""
-        height, width = x.shape[-2:]
-        return self.forward(pad_any_size(x), c)[..., :height, :width]
+        return forward_any_size(self.forward, x, c)
 
 
 def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
@@ -204,15 +247,26 @@ def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
     return max(minimum, side + (-side % multiple)) - side
 
 
-def pad_any_size(x: torch.Tensor) -> torch.Tensor:
-    """Pad (..., H, W) right and bottom so both sides are multiples of 4, at least 16 (`forward`'s rule)."""
-    height, width = x.shape[-2:]
+def pad_any_size(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Pad (..., H, W) right and bottom so both sides are multiples of 4, at least 16 (`forward`'s rule).
+
+    With `like`, x is padded by what like's sides need (a task map exactly as its image)."""
+    height, width = (x if like is None else like).shape[-2:]
     pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
     if not (pad_h or pad_w):
         return x
     # Reflection keeps edges natural; it needs the pad smaller than the side.
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def forward_any_size(forward: Callable, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """`forward(x, c)` for any H and W: x padded by `pad_any_size`, then cropped back.
+
+    A per-pixel task map c (B, tasks, H, W) is padded exactly like x."""
+    height, width = x.shape[-2:]
+    c = pad_any_size(c, like=x) if c.dim() == 4 else c
+    return forward(pad_any_size(x), c)[..., :height, :width]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from mixtask import tiling
 from mixtask.archs import architecture_class, names
-from mixtask.archs.blocks import plain_johnson_params
 from mixtask.archs.sharedenc import branch_weights
+from mixtask.archs.trunk import plain_johnson_params
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
 from mixtask.evaluate import Backbones, EvalOptions, run_evaluation

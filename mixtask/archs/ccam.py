@@ -27,16 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixtask.archs.blocks import (
+from mixtask.archs.trunk import (
     OutputHead,
-    forward_any_size,
     linear_params,
     plain_decoder,
     plain_encoder,
     plain_johnson_params,
     plain_residual,
 )
-from mixtask.model import ModelConfig
+from mixtask.model import ModelConfig, forward_any_size
 
 REDUCTION, MIN_HIDDEN = 4, 8
 
@@ -73,9 +72,9 @@ class CCAMNet(nn.Module):
         super().__init__()
         self.config = config
         w, tasks = config.width, config.num_tasks
-        self.encoder = plain_encoder(w)
-        self.residual = plain_residual(w, config.res_blocks)
-        self.decoder = plain_decoder(w)
+        self.encoder = plain_encoder(config)
+        self.residual = plain_residual(config)
+        self.decoder = plain_decoder(config)
         self.head = OutputHead(config)
         self.attention = nn.ModuleList(ChannelAttention(ch, tasks, self.bias) for ch in attention_channels(w))
 
@@ -89,7 +88,7 @@ class CCAMNet(nn.Module):
         return self.head(h, x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return forward_any_size(self, x, c)
+        return forward_any_size(self.forward, x, c)
 
 
 class CCAMBiasNet(CCAMNet):

@@ -16,19 +16,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtask.archs.blocks import (
+from mixtask.archs.trunk import (
     OutputHead,
-    decoder_channels,
-    decoder_conv_params,
-    forward_any_size,
     head_params,
     linear_params,
+    normed_params,
     plain_encoder,
     plain_encoder_params,
-    residual_channels,
-    residual_conv_params,
 )
-from mixtask.model import ConvLayer, FiLMGenerator, ModelConfig, NormFiLM
+from mixtask.model import (
+    DECODER,
+    ENCODER,
+    RESIDUAL,
+    ConvLayer,
+    FiLMGenerator,
+    ModelConfig,
+    NormFiLM,
+    film_pairs,
+    forward_any_size,
+    layer_relus,
+    layer_shapes,
+    run_layers,
+)
 
 
 class EncInNet(nn.Module):
@@ -39,47 +48,41 @@ class EncInNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        w = config.width
-        self.encoder = plain_encoder(w)
-        self.residual = nn.ModuleList(ConvLayer(4 * w, 4 * w, 3) for _ in range(2 * config.res_blocks))
-        self.decoder = nn.ModuleList([ConvLayer(4 * w, 2 * w, 3, upsample=True), ConvLayer(2 * w, w, 3, upsample=True)])
+        shapes = layer_shapes(config)
+        self.encoder = plain_encoder(config)
+        self.residual = nn.ModuleList(ConvLayer(*shape) for shape in shapes[RESIDUAL])
+        self.decoder = nn.ModuleList(ConvLayer(*shape) for shape in shapes[DECODER])
         self.head = OutputHead(config)
         convs = [*self.residual, *self.decoder]
-        relus = [True, False] * config.res_blocks + [True] * 2
+        relus = layer_relus(config)[ENCODER.stop :]
         self.norms = nn.ModuleList(NormFiLM(conv.conv.out_channels, relu) for conv, relu in zip(convs, relus))
-        self.film_channels = sum(norm.channels for norm in self.norms)
-        self.film = FiLMGenerator(config.num_tasks, 2 * self.film_channels, config.film_layers, config.film_hidden)
+        film_channels = sum(norm.channels for norm in self.norms)
+        self.film = FiLMGenerator(config.num_tasks, 2 * film_channels, config.film_layers, config.film_hidden)
 
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-layer (gamma, beta), each (B, channels), as MixNet.film_params (gamma read as 1 + output)."""
-        out = self.film(c.float())
-        gammas, betas = out[:, : self.film_channels] + 1.0, out[:, self.film_channels :]
-        sizes = [norm.channels for norm in self.norms]
-        return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
+        """Per FiLM'd layer (gamma, beta), each (B, channels), as MixNet.film_params."""
+        return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
-        film = iter(zip(self.norms, self.film_params(c)))
+        convs, film = [*self.residual, *self.decoder], self.film_params(c)
 
-        def conv_norm(conv: ConvLayer, h: torch.Tensor) -> torch.Tensor:
-            norm, (gamma, beta) = next(film)
-            return norm(conv(h), gamma, beta)
+        def layer(i: int, h: torch.Tensor) -> torch.Tensor:
+            if i < ENCODER.stop:  # the plain encoder
+                return self.encoder[i](h)
+            j = i - ENCODER.stop
+            return self.norms[j](convs[j](h), *film[j])
 
-        h = self.encoder(x)
-        for first, second in zip(self.residual[0::2], self.residual[1::2]):
-            h = h + conv_norm(second, conv_norm(first, h))
-        for conv in self.decoder:
-            h = conv_norm(conv, h)
-        return self.head(h, x)
+        return self.head(run_layers(x, layer, self.config.res_blocks), x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return forward_any_size(self, x, c)
+        return forward_any_size(self.forward, x, c)
 
 
 def parameter_count(config: ModelConfig) -> int:
     """Plain encoder + FiLM'd convs (no affine of their own) + output conv + FiLM generator."""
-    w, blocks = config.width, config.res_blocks
-    film_channels = residual_channels(w, blocks) + decoder_channels(w)
+    modulated = layer_shapes(config)[ENCODER.stop :]
+    film_channels = sum(c_out for _, c_out, _, _, _ in modulated)
     generator = [config.num_tasks] + [config.film_hidden] * (config.film_layers - 1) + [2 * film_channels]
-    convs = residual_conv_params(w, blocks) + decoder_conv_params(w) + head_params(config)
-    return plain_encoder_params(w) + convs + linear_params(generator)
+    convs = normed_params(modulated, affine=False) + head_params(config)
+    return plain_encoder_params(config) + convs + linear_params(generator)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtask.archs.trunk import JohnsonTrunk, finish, forward_any_size, output_channels, trunk_shapes
+from mixtask.archs.trunk import JohnsonTrunk, conv_params, plain_johnson_params
 from mixtask.errors import MixtaskError
-from mixtask.model import ConvLayer, ModelConfig
+from mixtask.model import ConvLayer, ModelConfig, apply_head, forward_any_size, layer_shapes, output_channels
 
 MASK_INIT = 1e-2
 MASK_THRESHOLD = 5e-3
@@ -124,7 +124,7 @@ class PiggybackNet(nn.Module):
             return trunk.activate(i, trunk.norms[i](masked_conv(trunk.convs[i], h, weights[i]), affines[i]))
 
         raw = masked_conv(trunk.output, trunk.run(x, layer), weights[-1])
-        return finish(self.config, raw, x)
+        return apply_head(self.config, raw, x)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks), zeros or one-hot."""
@@ -145,8 +145,8 @@ class PiggybackNet(nn.Module):
 
 def parameter_count(config: ModelConfig) -> int:
     """The base, plus per task a mask value per conv weight and a (gamma, beta) per norm channel."""
-    shapes = trunk_shapes(config)
-    weights = sum(c_in * c_out * k * k for c_in, c_out, k, _, _ in shapes)
-    weights += config.width * output_channels(config) * 81
-    channels = sum(c_out for _, c_out, _, _, _ in shapes)
-    return JohnsonTrunk.parameter_count(config) + config.num_tasks * (weights + 2 * channels)
+    shapes = layer_shapes(config)
+    masks = sum(conv_params(c_in, c_out, k, bias=False) for c_in, c_out, k, _, _ in shapes)
+    masks += conv_params(config.width, output_channels(config), 9, bias=False)
+    affines = 2 * sum(c_out for _, c_out, _, _, _ in shapes)
+    return plain_johnson_params(config) + config.num_tasks * (masks + affines)

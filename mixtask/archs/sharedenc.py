@@ -25,16 +25,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtask.archs.blocks import (
+from mixtask.archs.trunk import (
     OutputHead,
-    forward_any_size,
     plain_branch_params,
     plain_decoder,
     plain_encoder,
     plain_encoder_params,
     plain_residual,
 )
-from mixtask.model import ModelConfig
+from mixtask.model import ModelConfig, forward_any_size
 
 
 class Branch(nn.Module):
@@ -42,8 +41,8 @@ class Branch(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.residual = plain_residual(config.width, config.res_blocks)
-        self.decoder = plain_decoder(config.width)
+        self.residual = plain_residual(config)
+        self.decoder = plain_decoder(config)
         self.head = OutputHead(config)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +66,7 @@ class SharedEncoderNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = plain_encoder(config.width)
+        self.encoder = plain_encoder(config)
         self.branches = nn.ModuleList(Branch(config) for _ in range(config.num_tasks + 1))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -88,9 +87,9 @@ class SharedEncoderNet(nn.Module):
         return out
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return forward_any_size(self, x, c)
+        return forward_any_size(self.forward, x, c)
 
 
 def parameter_count(config: ModelConfig) -> int:
     """One plain encoder + (tasks + 1) branches of residual blocks, decoder and output conv."""
-    return plain_encoder_params(config.width) + (config.num_tasks + 1) * plain_branch_params(config)
+    return plain_encoder_params(config) + (config.num_tasks + 1) * plain_branch_params(config)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtask.archs.blocks import PlainJohnson, forward_any_size, plain_johnson_params
+from mixtask.archs.trunk import PlainJohnson, plain_johnson_params
 from mixtask.errors import MixtaskError
-from mixtask.model import ModelConfig
+from mixtask.model import ModelConfig, forward_any_size
 
 NOT_A_SINGLE_TASK = "single-task networks cannot mix tasks or take strengths between 0 and 1"
 
@@ -55,7 +55,7 @@ class SingleTaskNets(nn.Module):
         return out
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return forward_any_size(self, x, c)
+        return forward_any_size(self.forward, x, c)
 
 
 def parameter_count(config: ModelConfig) -> int:

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixtask.archs.trunk import AffineNorm, JohnsonTrunk, finish, forward_any_size, trunk_shapes
+from mixtask.archs.trunk import AffineNorm, JohnsonTrunk, conv_params, plain_johnson_params
 from mixtask.errors import MixtaskError
-from mixtask.model import ConvLayer, ModelConfig
+from mixtask.model import ConvLayer, ModelConfig, apply_head, forward_any_size, layer_shapes
 
 
 def resize(t: torch.Tensor, size: torch.Size) -> torch.Tensor:
@@ -122,7 +122,7 @@ class TopDownNet(nn.Module):
             y = normalize(bu.norms[i], bu.convs[i](h), stats[i])
             return bu.activate(i, torch.addcmul(shift, y, 1 + scale))
 
-        return finish(self.config, bu.output(bu.run(x, bu2_layer)), x)
+        return apply_head(self.config, bu.output(bu.run(x, bu2_layer)), x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Like forward for any H, W; a task map is padded like the image."""
@@ -133,7 +133,7 @@ def parameter_count(config: ModelConfig) -> int:
     """The bottom-up network once (BU1 = BU2) and TD: embedding, per layer inject, lateral,
     modulation, and a 3x3 conv between consecutive layers."""
     w, tasks = config.width, config.num_tasks
-    channels = [c_out for _, c_out, _, _, _ in trunk_shapes(config)]
-    per_layer = sum((w * w + w) + (c * w + w) + (w * 2 * c + 2 * c) for c in channels)
-    descend = (len(channels) - 1) * (9 * w * w + w)
-    return JohnsonTrunk.parameter_count(config) + (tasks * w + w) + per_layer + descend
+    channels = [c_out for _, c_out, _, _, _ in layer_shapes(config)]
+    per_layer = sum(conv_params(w, w, 1) + conv_params(c, w, 1) + conv_params(w, 2 * c, 1) for c in channels)
+    descend = (len(channels) - 1) * conv_params(w, w, 3)
+    return plain_johnson_params(config) + conv_params(tasks, w, 1) + per_layer + descend

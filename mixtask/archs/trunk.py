@@ -1,13 +1,23 @@
-"""What piggyback, tsn and topdown share: a plain Johnson trunk, any-size padding, the head.
+"""The plain Johnson trunk the other architectures build on, and their parameter arithmetic.
 
-The trunk is the Johnson et al. (2016) network of `mixtask.model.MixNet` with its plain
-InstanceNorm + learned affine instead of FiLM (https://arxiv.org/abs/1603.08155); Piggyback
-masks its weights and the top-down network modulates its layers. Conv shapes, padding and the
-output head are MixNet's, so parameter counts compare like for like.
+Johnson, Alahi & Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer"
+(https://arxiv.org/abs/1603.08155): the layers of `mixtask.model.MixNet` (`layer_shapes`, reflection-
+padded `ConvLayer`s, nearest x2 up-sampling), but normalised the usual way: InstanceNorm with its own
+learned affine (Ulyanov et al. 2016, https://arxiv.org/abs/1607.08022), no FiLM. The output conv and
+its head (`config.head`: the paper's "rgb" or our "gated", `mixtask.model.output_conv`/`apply_head`)
+are MixNet's, so a comparison varies only the conditioning and parameter counts compare like for like:
+every InstanceNorm trunk is blind to its input's exposure, and the gated head is the fix for all alike.
+
+Two layouts of it, whose state_dict keys trained weights depend on:
+- `PlainJohnson` and its parts (`plain_encoder`, `plain_residual`, `plain_decoder`, `OutputHead`):
+  nn.Sequential stages for encin, ccam, sharedenc and single, which take them whole;
+- `JohnsonTrunk`: flat lists of convs and `AffineNorm`s, so that piggyback (masked weights) and topdown
+  (modulated layers) can compute each layer their own way.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -15,14 +25,90 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixtask.model import (
-    GATED_CHANNELS,
+    DECODER,
+    ENCODER,
+    RESIDUAL,
     ConvLayer,
     ModelConfig,
     NormFiLM,
-    apply_gated_head,
-    input_stats,
-    padding_to_multiple,
+    Shape,
+    apply_head,
+    layer_relus,
+    layer_shapes,
+    output_channels,
+    output_conv,
+    run_layers,
 )
+
+# ----------------------------------------------------------------------------- nn.Sequential layout
+
+
+class ConvNorm(nn.Module):
+    """Reflection-padded conv (optionally after x2 up-sampling), InstanceNorm with affine, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False, relu=True):
+        super().__init__()
+        self.conv = ConvLayer(c_in, c_out, kernel, stride, upsample)
+        self.norm = nn.InstanceNorm2d(c_out, affine=True)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.conv(x))
+        return F.relu(y) if self.relu else y
+
+
+class ResidualBlock(nn.Module):
+    """Johnson's residual block: x + IN(conv(ReLU(IN(conv(x)))))."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.convs = nn.Sequential(ConvNorm(channels, channels, 3), ConvNorm(channels, channels, 3, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.convs(x)
+
+
+def plain_encoder(config: ModelConfig) -> nn.Sequential:
+    """conv9x9 3->w, conv3x3/2 w->2w, conv3x3/2 2w->4w: full to 1/4 resolution."""
+    return nn.Sequential(*(ConvNorm(*shape) for shape in layer_shapes(config)[ENCODER]))
+
+
+def plain_residual(config: ModelConfig) -> nn.Sequential:
+    return nn.Sequential(*(ResidualBlock(4 * config.width) for _ in range(config.res_blocks)))
+
+
+def plain_decoder(config: ModelConfig) -> nn.Sequential:
+    """Two nearest x2 up-samplings + conv3x3: 4w -> 2w -> w channels."""
+    return nn.Sequential(*(ConvNorm(*shape) for shape in layer_shapes(config)[DECODER]))
+
+
+class OutputHead(nn.Module):
+    """`output_conv` and `apply_head` as one module: h (last decoder features) and x (the input) -> image."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.conv = output_conv(config)
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return apply_head(self.config, self.conv(h), x)
+
+
+class PlainJohnson(nn.Module):
+    """One whole unconditioned Johnson network: x (B, 3, H, W), sides multiples of 4 -> image."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.encoder = plain_encoder(config)
+        self.residual = plain_residual(config)
+        self.decoder = plain_decoder(config)
+        self.head = OutputHead(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(self.residual(self.encoder(x))), x)
+
+
+# ----------------------------------------------------------------------------- per-layer layout
 
 
 class AffineNorm(NormFiLM):
@@ -40,49 +126,15 @@ class AffineNorm(NormFiLM):
         return super().forward(x, gamma[None], beta[None])
 
 
-def trunk_shapes(config: ModelConfig) -> list[tuple[int, int, int, int, bool]]:
-    """(in, out, kernel, stride, upsample) of the 15 normed Johnson convs (for 5 residual blocks)."""
-    w = config.width
-    return [
-        (3, w, 9, 1, False), (w, 2 * w, 3, 2, False), (2 * w, 4 * w, 3, 2, False),
-        *[(4 * w, 4 * w, 3, 1, False)] * (2 * config.res_blocks),
-        (4 * w, 2 * w, 3, 1, True), (2 * w, w, 3, 1, True),
-    ]  # fmt: skip
-
-
-def output_channels(config: ModelConfig) -> int:
-    return GATED_CHANNELS if config.head == "gated" else 3
-
-
-def output_conv(config: ModelConfig) -> ConvLayer:
-    """The last 9x9 conv, width -> RGB (or the gated head's 5 channels, gate and blend at 0.5)."""
-    conv = ConvLayer(config.width, output_channels(config), 9)
-    if config.head == "gated":
-        nn.init.zeros_(conv.conv.weight[3:])
-        nn.init.zeros_(conv.conv.bias[3:])
-    return conv
-
-
-def finish(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The image from the last conv's output, through the configured head (see MixNet.forward)."""
-    if config.head == "rgb":
-        return raw
-    return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
-
-
-def conv_parameters(c_in: int, c_out: int, kernel: int) -> int:
-    return c_in * c_out * kernel * kernel + c_out
-
-
 class JohnsonTrunk(nn.Module):
     """The Johnson convs with InstanceNorm + affine after each (no FiLM); ReLU where Johnson has one."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.res_blocks = config.res_blocks
-        self.convs = nn.ModuleList(ConvLayer(*shape) for shape in trunk_shapes(config))
+        self.convs = nn.ModuleList(ConvLayer(*shape) for shape in layer_shapes(config))
         self.norms = nn.ModuleList(AffineNorm(conv.conv.out_channels) for conv in self.convs)
-        self.relus = (True,) * 3 + (True, False) * config.res_blocks + (True,) * 2
+        self.relus = tuple(layer_relus(config))
         self.output = output_conv(config)
 
     def activate(self, i: int, y: torch.Tensor) -> torch.Tensor:
@@ -95,38 +147,41 @@ class JohnsonTrunk(nn.Module):
     def run(self, x: torch.Tensor, layer: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Encoder, residual blocks, decoder; `layer(i, h)` computes normed layer i. Returns the
         features before the output conv."""
-        layer = layer or self.layer
-        h = x
-        for i in range(3):
-            h = layer(i, h)
-        for i in range(3, 3 + 2 * self.res_blocks, 2):
-            h = h + layer(i + 1, layer(i, h))
-        for i in range(3 + 2 * self.res_blocks, len(self.convs)):
-            h = layer(i, h)
-        return h
-
-    @staticmethod
-    def parameter_count(config: ModelConfig) -> int:
-        shapes = trunk_shapes(config)
-        convs = sum(conv_parameters(c_in, c_out, k) for c_in, c_out, k, _, _ in shapes)
-        affines = sum(2 * c_out for _, c_out, _, _, _ in shapes)
-        return convs + affines + conv_parameters(config.width, output_channels(config), 9)
+        return run_layers(x, layer or self.layer, self.res_blocks)
 
 
-def pad_like(t: torch.Tensor, pad_h: int, pad_w: int, height: int, width: int) -> torch.Tensor:
-    """Pad right/bottom as forward_any_size pads images: reflection when it fits, else replicate."""
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(t, (0, pad_w, 0, pad_h), mode=mode)
+# ----------------------------------------------------------------------------- parameter arithmetic
 
 
-def forward_any_size(forward: Callable, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """`forward(x, c)` for any H, W: pad to a multiple of 4 (at least 16), run, crop back.
+def conv_params(c_in: int, c_out: int, kernel: int, bias: bool = True) -> int:
+    return c_in * c_out * kernel * kernel + (c_out if bias else 0)
 
-    A per-pixel task map c (B, tasks, H, W) is padded exactly like x."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
-    if pad_h or pad_w:
-        x = pad_like(x, pad_h, pad_w, height, width)
-        if c.dim() == 4:
-            c = pad_like(c, pad_h, pad_w, height, width)
-    return forward(x, c)[..., :height, :width]
+
+def linear_params(sizes: list[int]) -> int:
+    """A stack of fully connected layers through `sizes` (weights and biases)."""
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+
+def normed_params(shapes: list[Shape], affine: bool = True) -> int:
+    """Convs of these `layer_shapes`, each with its norm's own affine (a scale and a shift per channel)."""
+    return sum(conv_params(c_in, c_out, k) + (2 * c_out if affine else 0) for c_in, c_out, k, _, _ in shapes)
+
+
+def head_params(config: ModelConfig) -> int:
+    return conv_params(config.width, output_channels(config), 9)
+
+
+def plain_encoder_params(config: ModelConfig) -> int:
+    return normed_params(layer_shapes(config)[ENCODER])
+
+
+def plain_branch_params(config: ModelConfig) -> int:
+    """Residual blocks + decoder + output conv of a plain trunk (everything after the encoder)."""
+    shapes = layer_shapes(config)
+    return normed_params(shapes[RESIDUAL]) + normed_params(shapes[DECODER]) + head_params(config)
+
+
+def plain_johnson_params(config: ModelConfig) -> int:
+    """One whole plain Johnson network (`PlainJohnson`, `JohnsonTrunk`): with o output channels,
+    (180 + 288 R) w^2 + (273 + 24 R) w + 81 o w + o for width w and R residual blocks."""
+    return plain_encoder_params(config) + plain_branch_params(config)

@@ -21,8 +21,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixtask.archs.trunk import AffineNorm, conv_parameters, finish, forward_any_size, output_channels, output_conv
-from mixtask.model import ConvLayer, FiLMGenerator, ModelConfig, NormFiLM
+from mixtask.archs.trunk import AffineNorm, conv_params, head_params, linear_params, plain_encoder_params
+from mixtask.model import (
+    ENCODER,
+    ConvLayer,
+    FiLMGenerator,
+    ModelConfig,
+    NormFiLM,
+    apply_head,
+    film_pairs,
+    forward_any_size,
+    layer_relus,
+    layer_shapes,
+    output_conv,
+)
 
 MAPPING_LAYERS = 3
 CODE_SEED = 0
@@ -71,11 +83,10 @@ class TaskSwitchingNet(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        w = config.width
-        self.encoder = nn.ModuleList([ConvLayer(3, w, 9), ConvLayer(w, 2 * w, 3, 2), ConvLayer(2 * w, 4 * w, 3, 2)])
+        self.encoder = nn.ModuleList(ConvLayer(*shape) for shape in layer_shapes(config)[ENCODER])
         self.encoder_norms = nn.ModuleList(AffineNorm(conv.conv.out_channels, relu=True) for conv in self.encoder)
         self.decoder = nn.ModuleList(ConvLayer(c_in, c_out, 3) for c_in, c_out in decoder_shapes(config))
-        relus = [True, False] * config.res_blocks + [True, True]
+        relus = layer_relus(config)[ENCODER.stop :]
         self.norms = nn.ModuleList(NormFiLM(conv.conv.out_channels, relu) for conv, relu in zip(self.decoder, relus))
         self.output = output_conv(config)
         self.channels = [norm.channels for norm in self.norms]
@@ -84,9 +95,7 @@ class TaskSwitchingNet(nn.Module):
 
     def adain_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per conditioned layer (gamma, beta), each (batch, channels)."""
-        style = self.adain(self.mapping(c))
-        gammas, betas = style[:, : sum(self.channels)] + 1.0, style[:, sum(self.channels) :]
-        return list(zip(gammas.split(self.channels, dim=1), betas.split(self.channels, dim=1)))
+        return film_pairs(self.adain(self.mapping(c)), self.channels)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
@@ -104,7 +113,7 @@ class TaskSwitchingNet(nn.Module):
             h = h + conditioned(conditioned(h))
         for skip in (skips[1], skips[0]):
             h = conditioned(torch.cat([F.interpolate(h, scale_factor=2, mode="nearest"), skip], dim=1))
-        return finish(self.config, self.output(h), x)
+        return apply_head(self.config, self.output(h), x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return forward_any_size(self.forward, x, c)
@@ -112,11 +121,8 @@ class TaskSwitchingNet(nn.Module):
 
 def parameter_count(config: ModelConfig) -> int:
     """Encoder (+ affines), decoder convs, output conv, mapping layers, the AdaIN affine maps."""
-    w, size = config.width, code_size(config)
-    encoder = conv_parameters(3, w, 9) + conv_parameters(w, 2 * w, 3) + conv_parameters(2 * w, 4 * w, 3) + 2 * 7 * w
-    shapes = decoder_shapes(config)
-    decoder = sum(conv_parameters(c_in, c_out, 3) for c_in, c_out in shapes)
-    adain_outputs = 2 * sum(c_out for _, c_out in shapes)
-    mapping = MAPPING_LAYERS * (size * size + size)
-    head = conv_parameters(w, output_channels(config), 9)
-    return encoder + decoder + head + mapping + (size + 1) * adain_outputs
+    size, shapes = code_size(config), decoder_shapes(config)
+    decoder = sum(conv_params(c_in, c_out, 3) for c_in, c_out in shapes)
+    mapping = linear_params([size] * (MAPPING_LAYERS + 1))
+    adain = linear_params([size, 2 * sum(c_out for _, c_out in shapes)])
+    return plain_encoder_params(config) + decoder + head_params(config) + mapping + adain
