@@ -484,6 +484,7 @@ class Translator:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             found = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
             raise MixtaskError(f"expected an (H, W, 3) uint8 RGB array, got {found}")
+        rgb = rgb if rgb.flags.writeable else rgb.copy()  # torch warns on read-only arrays (np.asarray of PIL)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W), channels-last
         y = self._run(x, self.net.film(self._vectors(vector, 1, rgb.shape[:2])), to_bytes=True)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())

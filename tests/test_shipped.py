@@ -1,11 +1,16 @@
-"""The shipped default weights: they load, describe themselves, and run the README's main job.
+"""The shipped default weights: they load, describe themselves, run the README's main job, and
+keep their measured quality (a regression in the weights fails CI).
 
-Skipped while weights/ holds no default model. Quality guards (denoise margin, seg IoU, style
-Gram distance) join these once the trained weights reach the model card's bars (issue 4).
+The quality guards score the weights on a few held-out val crops of ../shared/data (128 px,
+fixed seeds, the `mixtask eval` code) and check margins set a little below what the shipped
+file measured (weights/README.md gives both). They are regression guards at the shipped
+level, raised with every better snapshot; the issue's target bars are in the model card.
+Skipped while weights/ holds no default model or the shared data is missing.
 """
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -15,6 +20,15 @@ from mixtask.weights import DEFAULT_WEIGHTS_NAME, load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "weights" / DEFAULT_WEIGHTS_NAME
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Margins under the shipped snapshot's own scores on these crops (measured values in comments).
+RECON_MIN_PSNR = 40.0  # 76.0 dB
+DENOISE_MIN_GAIN_DB = 0.5  # model PSNR minus the scratched input's: +1.43 dB
+INPAINT_MIN_GAIN_DB = 2.0  # model PSNR minus the holed input's: +3.26 dB
+SEG_MIN_IOU = 0.08  # composites with exact masks: 0.105 (far below the 0.85 bar: seg is not learned yet)
+STYLE_MAX_RATIO = 0.4  # Gram distance to the style, output / input: style1 0.26, style2 0.13
+MIX_MIN_DIFFERENCE = 0.04  # mean absolute difference (0..1) between a mix and each member: 0.079 at least
 pytestmark = [
     pytest.mark.shipped,
     pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped weights in weights/"),
@@ -41,3 +55,47 @@ def test_readme_main_job_keeps_size_and_mode(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "out" / "astronaut.jpg") as output:
         assert output.size == (96, 96) and output.mode == "RGB"
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[str, dict]:
+    """`mixtask eval` rows by group name, on 4 val crops of 128 px per task."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not here")
+    from mixtask.evaluate import EvalOptions, run_evaluation
+
+    result = run_evaluation(EvalOptions(SHARED_DATA, SHIPPED, size=128, count=4, seed=0))
+    return {group["name"]: group["rows"] for group in result["groups"]}
+
+
+def test_recon_keeps_the_image(scores):
+    assert scores["recon"]["model"]["psnr"] >= RECON_MIN_PSNR
+
+
+@pytest.mark.parametrize(("task", "gain"), [("denoise", DENOISE_MIN_GAIN_DB), ("inpaint", INPAINT_MIN_GAIN_DB)])
+def test_restoration_raises_psnr_over_its_input(scores, task, gain):
+    rows = scores[task]
+    assert rows["model"]["psnr"] - rows["identity"]["psnr"] >= gain
+
+
+def test_seg_cuts_out_composite_objects(scores):
+    assert scores["seg composites"]["model"]["iou"] >= SEG_MIN_IOU
+
+
+@pytest.mark.parametrize("task", ["style1", "style2"])
+def test_style_moves_the_gram_distance_towards_the_style(scores, task):
+    rows = scores[task]
+    assert rows["model"]["style_distance"] <= STYLE_MAX_RATIO * rows["identity"]["style_distance"]
+
+
+@pytest.mark.parametrize("mix", ["denoise+style1", "denoise+seg", "seg+style1"])
+def test_a_mix_differs_from_each_member(mix):
+    from mixtask.infer import Translator
+
+    translator = Translator.from_file(SHIPPED, device="cpu")
+    with Image.open(ROOT / "examples" / "mate-fresh-flower.jpg") as image:
+        rgb = np.asarray(image.convert("RGB").resize((128, 96)))
+    mixed = translator.translate_array(rgb, ",".join(f"{name}=1" for name in mix.split("+"))).astype(float)
+    for member in mix.split("+"):
+        alone = translator.translate_array(rgb, f"{member}=1").astype(float)
+        assert np.abs(mixed - alone).mean() / 255 >= MIX_MIN_DIFFERENCE, member
