@@ -17,8 +17,19 @@ def tasks_table(info: WeightsInfo) -> Table:
     for task in info.task_set.tasks:
         table.add_row(task.name, ", ".join(task.aliases), task.description)
     mixes = ", ".join("+".join(mix) for mix in info.task_set.mixes) or "none"
-    table.caption = f"trained mixes: {mixes}; any strengths in [0, 1] can be combined, e.g. --task seg=1,style1=0.5"
+    table.caption = f"trained mixes: {mixes}; {_how_to_combine(info.config.arch)}"
     return table
+
+
+def _how_to_combine(arch: str) -> str:
+    from mixtask.capabilities import of_arch
+
+    can = of_arch(arch)
+    if can.mixes and can.continuous:
+        return "any strengths in [0, 1] can be combined, e.g. --task seg=1,style1=0.5"
+    one = "one task at a time" if not can.mixes else "tasks can be combined"
+    strengths = "strengths 0 or 1" if not can.continuous else "strengths in [0, 1]"
+    return f"{one}, {strengths} (the {arch} architecture), e.g. --task seg=1"
 
 
 def _key_value_table(title: str, data: dict) -> Table:
