@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from mixtask import capabilities, devices, tiling
 from mixtask.errors import MixtaskError
-from mixtask.model import MixNet, apply_gated_head, input_stats, padding_to_multiple
+from mixtask.model import MixNet, apply_gated_head, film_pairs, input_stats, padding_to_multiple
 from mixtask.weights import WeightsInfo, load_weights
 
 if TYPE_CHECKING:
@@ -131,7 +131,6 @@ class InferenceNet:
         self.config = model.config
         self.gated = model.config.head == "gated"
         self.film_generator = copy.deepcopy(model.film).float().to(device).eval()
-        self.film_channels = model.film_channels
         self.channels = [norm.channels for norm in model.norms]
         self.relus = [norm.relu for norm in model.norms]
         self.encoder = [
@@ -154,9 +153,7 @@ class InferenceNet:
     @torch.inference_mode()
     def film(self, vectors: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer (gamma, beta), each (B, C) fp32, for task vectors (B, tasks)."""
-        out = self.film_generator(vectors.to(self.device, torch.float32))
-        gammas, betas = out[:, : self.film_channels] + 1.0, out[:, self.film_channels :]
-        return list(zip(gammas.split(self.channels, dim=1), betas.split(self.channels, dim=1)))
+        return film_pairs(self.film_generator(vectors.to(self.device, torch.float32)), self.channels)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Image tensor (uint8 0..255 or float 0..1, any device) -> this net's device, dtype, layout."""
