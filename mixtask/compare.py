@@ -97,8 +97,9 @@ def ensure_trained(options: TrainOptions, quiet: bool, log: Log) -> bool:
 def training_speed(run_dir: Path, batch: int) -> tuple[float | None, float | None]:
     """(mean s/step, images/s) from the run's log.jsonl; the first step (warm-up) is left out."""
     from mixtask.train import LOG_NAME
+    from mixtask.training.progress import read_records
 
-    records = [json.loads(line) for line in (run_dir / LOG_NAME).read_text().splitlines() if line.strip()]
+    records = read_records(run_dir / LOG_NAME)
     starts = [i for i, record in enumerate(records) if record.get("event") == "start"]
     steps = [record for record in records[starts[-1] if starts else 0 :] if "job" in record]
     seconds = [record["seconds"] for record in steps if record["step"] > 1] or [r["seconds"] for r in steps]

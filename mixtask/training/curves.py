@@ -7,11 +7,11 @@ K, so raw points are sparse and noisy). Plotting uses matplotlib (Agg, no displa
 from __future__ import annotations
 
 import io
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from mixtask.errors import MixtaskError
+from mixtask.training.progress import read_records
 
 
 def job_losses(log_path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -19,8 +19,7 @@ def job_losses(log_path: Path) -> dict[str, list[tuple[int, float]]]:
     if not log_path.is_file():
         raise MixtaskError(f"no training log at {log_path}")
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for line in log_path.read_text().splitlines():
-        row = json.loads(line)
+    for row in read_records(log_path):
         if "job" not in row:
             continue  # start / stop events
         if row["job"] == "joint":

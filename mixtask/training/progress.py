@@ -34,6 +34,11 @@ class RunLog:
         write_bytes_atomic(self.path, "".join(line + "\n" for line in kept).encode("utf-8"))
 
 
+def read_records(path: Path) -> list[dict]:
+    """Every record of a run's log.jsonl, in order (for `curves` and `compare`)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _logged_step(line: str) -> float:
     """The step of a log line; a line cut short by a crash counts as after every step."""
     try:
