@@ -25,6 +25,7 @@ from mixtask.cli import app
 from mixtask.cli.train import resolve_mix_method
 from mixtask.errors import MixtaskError
 from mixtask.train import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
+from mixtask.training.progress import read_records
 from mixtask.weights import load_weights, read_info
 from tests.fakes import tiny_vgg_state
 
@@ -213,6 +214,23 @@ def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
     assert train(options, resume=True, quiet=True).steps == 3
     with pytest.raises(MixtaskError, match="--size"):
         resume_options(out, size=30)
+
+
+def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    options = tiny_options(assets, out, steps=6, stage1_steps=5, mixes=("denoise+style1",), checkpoint_every=1)
+    train(options, quiet=True, callback=_interrupt_at(2))
+    options = resume_options(out, stage1=3)
+    assert (options.steps, options.stage1_steps) == (6, 3)
+    train(options, resume=True, quiet=True)
+    assert load_checkpoint(out)["teacher"] is not None
+    assert [record["stage"] for record in read_records(out / "log.jsonl") if "stage" in record] == [1, 1, 1, 2, 2, 2]
+    with pytest.raises(MixtaskError, match="stage 1's end can only move while the run is in it"):
+        resume_options(out, steps=8, stage1=7)  # already in stage 2
+    with pytest.raises(MixtaskError, match="--stage1-steps"):
+        resume_options(tmp_path / "run", stage1=1)
 
 
 # ----------------------------------------------------------------------------- bad input

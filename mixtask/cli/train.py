@@ -17,7 +17,10 @@ METHOD_HELP = (
     "[default: 3; 1 for an --arch that cannot mix]"
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
-RESUME_HELP = "Continue the run in this folder (its options are reused; only --steps and --size may change)."
+RESUME_HELP = (
+    "Continue the run in this folder (its options are reused; only --steps, --size and, in stage 1, "
+    "--stage1-steps may change)."
+)
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
@@ -93,8 +96,8 @@ def train_command(
 
     if resume is not None:
         if data or out or style:
-            raise MixtaskError("--resume takes the run's own options: give only --steps or --size with it")
-        options = resume_options(resume, steps, size)
+            raise MixtaskError("--resume takes the run's own options: give only --steps, --size or --stage1-steps")
+        options = resume_options(resume, steps, size, stage1_steps)
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:

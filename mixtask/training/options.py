@@ -150,17 +150,28 @@ def weighting_needs_joint(weighting: str) -> str:
     )
 
 
-def resume_options(run_dir: str | Path, steps: int | None = None, size: int | None = None) -> TrainOptions:
-    """The options of an earlier run, optionally with more `steps` or a new crop `size` (fine-tuning)."""
+def resume_options(
+    run_dir: str | Path, steps: int | None = None, size: int | None = None, stage1: int | None = None
+) -> TrainOptions:
+    """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning) or,
+    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
         if steps < state["step"]:
             raise MixtaskError(f"--steps {steps} is below the run's step {state['step']}")
         options = replace(options, steps=steps, stage1_steps=stage1_steps(options))
+    if stage1 is not None:
+        if state["step"] >= stage1_steps(options) or stage1 < state["step"]:
+            # The stage-2 teacher is the network as it was at the end of stage 1: that end cannot move back.
+            raise MixtaskError(
+                f"--stage1-steps {stage1}: the run is at step {state['step']} and stage 1 ends at "
+                f"{stage1_steps(options)}; stage 1's end can only move while the run is in it, and not before its step"
+            )
+        options = replace(options, stage1_steps=stage1)
     if size is not None:
         options = replace(options, size=size)
-        check_options(options)
+    check_options(options)
     return options
 
 
