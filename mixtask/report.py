@@ -37,8 +37,16 @@ def _key_value_table(title: str, data: dict) -> Table:
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in data.items():
+        if key == "sessions" and isinstance(value, list):
+            value = "\n".join(_session_line(session) for session in value)
         table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
     return table
+
+
+def _session_line(session: dict) -> str:
+    """`resume at step 4451: 1 x CPU (2 threads), bfloat16: mixtask train --resume runs/base2`."""
+    command = session.get("command", "command not logged")
+    return f"{session.get('event', '?')} at step {session.get('step', '?')}: {session.get('hardware', '?')}: {command}"
 
 
 def architecture_text(info: WeightsInfo, model) -> str:

@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from mixtask import __version__
 from mixtask.cli import app
+from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.weights import save_weights
+from tests.conftest import make_tiny_model
 
 runner = CliRunner()
 
@@ -42,6 +45,18 @@ def test_info_shows_config_parameters_and_provenance(tiny_weights):
     assert result.exit_code == 0, result.output
     assert "width" in result.output and "random init (test)" in result.output
     assert "Provenance" in result.output
+
+
+def test_info_lists_each_training_session_on_its_own_line(tmp_path):
+    sessions = [
+        {"event": "start", "step": 0, "hardware": "1 x CPU-A (2 threads)", "command": "mixtask train --data d"},
+        {"event": "resume", "step": 4451, "hardware": "1 x CPU-B (1 threads)"},  # an older log: no command
+    ]
+    path = save_weights(tmp_path / "w.safetensors", make_tiny_model(), DEFAULT_TASK_SET, {"sessions": sessions})
+    result = runner.invoke(app, ["info", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "start at step 0: 1 x CPU-A (2 threads): mixtask train --data d" in result.output
+    assert "resume at step 4451: 1 x CPU-B (1 threads): command not logged" in result.output
 
 
 def test_info_on_bad_file_is_one_line_error(tmp_path):

@@ -227,6 +227,10 @@ def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
     train(options, resume=True, quiet=True)
     assert load_checkpoint(out)["teacher"] is not None
     assert [record["stage"] for record in read_records(out / "log.jsonl") if "stage" in record] == [1, 1, 1, 2, 2, 2]
+    provenance = read_info(out / "weights.safetensors").provenance  # the resume's change is on record
+    assert provenance["stage1_steps"] == 3
+    assert [(session["event"], session["step"]) for session in provenance["sessions"]] == [("start", 0), ("resume", 2)]
+    assert all(session["hardware"] and session["command"] for session in provenance["sessions"])
     with pytest.raises(MixtaskError, match="stage 1's end can only move while the run is in it"):
         resume_options(out, steps=8, stage1=7)  # already in stage 2
     with pytest.raises(MixtaskError, match="--stage1-steps"):

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from mixtask.tasks import TaskSet
+from mixtask.training.options import stage1_steps
+from mixtask.training.progress import LOG_NAME, read_sessions
 from mixtask.training.setup import loss_weights
 from mixtask.training.state import Run
 
@@ -61,10 +63,12 @@ def provenance(run: Run, stage: int) -> dict:
         "schedule": options.schedule,
         "weighting": options.weighting,
         "stage": stage,
+        "stage1_steps": stage1_steps(options) if options.mix_method == 3 else None,
         "styles": {spec.name: str(Path(spec.image).resolve()) for spec in options.styles},
         "loss_weights": asdict(loss_weights(options)),
         "hardware": describe_hardware(run.device, run.dtype, run.ctx.world_size),
         "wall_seconds": round(run.wall_seconds, 1),
+        "sessions": read_sessions(Path(options.out) / LOG_NAME),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
     }

@@ -13,7 +13,7 @@ from mixtask.errors import MixtaskError
 from mixtask.training.checkpointing import restore, write_checkpoint
 from mixtask.training.console import warn
 from mixtask.training.export import WEIGHTS_NAME, describe_hardware, export
-from mixtask.training.options import TrainOptions, resume_options, stage1_steps
+from mixtask.training.options import TrainOptions, default_command, resume_options, stage1_steps
 from mixtask.training.preview import write_preview
 from mixtask.training.progress import LOG_NAME, Progress, RunLog, step_record
 from mixtask.training.setup import setup_run
@@ -80,7 +80,8 @@ def open_run(options: TrainOptions, resume: bool, ctx: ddp.DistContext) -> tuple
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     log.write({"event": "resume" if resume else "start", "step": run.step, "options": options.to_json(),
-               "hardware": describe_hardware(run.device, run.dtype, ctx.world_size)})  # fmt: skip
+               "hardware": describe_hardware(run.device, run.dtype, ctx.world_size),
+               "command": default_command()})  # fmt: skip
     return run, log
 
 

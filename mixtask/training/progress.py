@@ -39,6 +39,16 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def read_sessions(path: Path) -> list[dict]:
+    """Each start and resume of a run: the step it began at, its hardware and, where logged, its command
+    line (for the weights' provenance: a run resumed with other options is not told by its first command)."""
+    if not path.is_file():
+        return []
+    keys = ("event", "step", "hardware", "command")
+    records = [record for record in read_records(path) if record.get("event") in ("start", "resume")]
+    return [{key: record[key] for key in keys if key in record} for record in records]
+
+
 def _logged_step(line: str) -> float:
     """The step of a log line; a line cut short by a crash counts as after every step."""
     try:
