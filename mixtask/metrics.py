@@ -131,4 +131,3 @@ def monotonic_direction(values: list[float], tolerance: float = 1e-6) -> str:
     if all(s <= tolerance for s in steps):
         return "decreasing"
     return "not monotonic"
-

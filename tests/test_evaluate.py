@@ -71,8 +71,9 @@ def _eval(*args) -> object:
     return CliRunner().invoke(app, ["eval", *map(str, args)])
 
 
-def test_identity_model_scores_perfect_recon_and_fills_every_row(tiny_weights, data_root, tmp_path, monkeypatch,
-                                                                 fake_backbones):
+def test_identity_model_scores_perfect_recon_and_fills_every_row(
+    tiny_weights, data_root, tmp_path, monkeypatch, fake_backbones
+):
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
     out, markdown = tmp_path / "eval.json", tmp_path / "eval.md"
     outputs = ("--json", out, "--markdown", markdown)
