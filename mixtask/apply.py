@@ -336,8 +336,9 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
     vector = taskmaps.condition(options.task, options.task_map, options.map_tasks, task_set)
     jobs = plan_jobs([Path(path) for path in inputs], options, task_set, vector)
     translator = translator or _load_translator(options)
-    if isinstance(vector, tuple):  # a mix or strength the architecture cannot take: one error, not one per file
-        translator.check_task(vector)
+    # a mix or strength the architecture cannot take: one error, not one per file
+    native = taskmaps.takes_maps(translator)
+    translator.check_task(vector if isinstance(vector, tuple) else taskmaps.vectors_to_check(vector, native))
     summary = ApplySummary()
     try:
         with Reporter(console, len(jobs)) as reporter:

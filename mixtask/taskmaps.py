@@ -209,6 +209,15 @@ def translate(translator, rgb: np.ndarray, condition) -> np.ndarray:
         return np.ascontiguousarray(to_uint8(y).permute(1, 2, 0).numpy())
 
 
+def vectors_to_check(task_map: TaskMap, native: bool) -> np.ndarray:
+    """The task vectors a map runs at its own size: per pixel, (1, tasks, h, w), when the architecture takes
+    maps (`native`), else one per blend run, (runs, tasks). Checked once up front: a folder run then stops
+    before its first file, not once per file, when the architecture cannot take them."""
+    if native:
+        return task_map.vectors(task_map.codes)[None]
+    return np.array([task_map.vector(strengths) for strengths in task_map.blend(task_map.codes).strengths])
+
+
 def takes_maps(translator) -> bool:
     """Whether the translator's architecture takes per-pixel task vectors (its `task_maps` flag)."""
     capabilities = getattr(translator, "capabilities", None)

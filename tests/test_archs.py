@@ -383,6 +383,29 @@ def test_info_names_the_architecture(trained):
     assert "single (mixes: no, strengths 0..1: no, task maps: no)" in result.output
 
 
+def test_apply_refuses_a_soft_task_map_once_for_a_folder(trained, tmp_path):
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(tmp_path / f"{name}.png")
+    split = np.zeros((20, 24), np.uint8)
+    split[:, 12:] = 255  # left seg, right style1: one task per pixel, which `single` can do
+    Image.fromarray(np.stack([split, 255 - split, np.zeros_like(split)], axis=-1)).save(tmp_path / "split.png")
+    ramp = np.tile(np.linspace(0, 255, 24).astype(np.uint8), (20, 1))  # fractional strengths
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+
+    def apply(task_map: str, out: str, map_tasks: str = "style1,seg"):
+        args = ["--task-map", str(tmp_path / task_map), "--map-tasks", map_tasks, "-o", str(tmp_path / out)]
+        return CliRunner().invoke(app, ["apply", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *args,
+                                        "-w", str(trained["single"])])  # fmt: skip
+
+    assert apply("split.png", "split").exit_code == 0
+    result = apply("ramp.png", "ramp", "style1")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "mixtask: error: the single architecture cannot take strengths between 0 and 1 (only 0 or 1)"
+    ]
+    assert not (tmp_path / "ramp").exists()
+
+
 def test_apply_refuses_a_mix_in_one_line(trained, tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(image)
