@@ -161,6 +161,11 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return _rgb(image.convert("RGB")), None
 
 
+def rgb_of(image: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 of any mode, 16-bit and float scaled as `load_image` does, alpha dropped."""
+    return _to_rgb_alpha(image)[0]
+
+
 def _rgb(image: Image.Image) -> np.ndarray:
     return np.array(image, dtype=np.uint8)  # a writable copy: torch.from_numpy wants one
 

@@ -143,6 +143,16 @@ def test_exif_orientation_is_applied(tmp_path):
     assert dataset.photos[0].shape == (3, 60, 20)
 
 
+def test_sixteen_bit_photos_are_scaled_not_clipped(tmp_path):
+    from mixtask.data.decode import decode_photo
+
+    levels = np.array([[0, 257 * 64, 257 * 128, 65535]], np.uint16).repeat(4, axis=0)
+    Image.fromarray(levels).save(tmp_path / "deep.png")  # mode I;16
+    rgb = decode_photo(tmp_path / "deep.png", max_side=100)
+    assert rgb.shape == (4, 4, 3) and rgb.dtype == np.uint8
+    assert rgb[0, :, 0].tolist() == [0, 64, 128, 255]  # a plain convert("RGB") gives 0, 255, 255, 255
+
+
 def test_voc_masks_are_foreground_classes_and_void_is_background(tmp_path):
     ids = np.array([[0, 1, 15], [20, 255, 0]], np.uint8)
     assert voc_foreground(ids).tolist() == [[0, 255, 255], [255, 0, 0]]

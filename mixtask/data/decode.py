@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mixtask.data.layouts import VOC_VOID
+from mixtask.images import rgb_of
 
 EXIF_ORIENTATION = 0x0112
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
@@ -72,7 +73,7 @@ def decode_photo(path, max_side: int) -> np.ndarray:
         swaps = _orientation_swaps(image)
         if (width, height) != image.size:
             image.draft(image.mode, (width, height))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
-        image = _load(image).convert("RGB")
+        image = Image.fromarray(rgb_of(_load(image)))  # 16-bit and float photos scaled as `apply` does
     target = (height, width) if swaps else (width, height)
     if image.size != target:
         image = image.resize(target, Image.Resampling.LANCZOS)
