@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from mixtask import capabilities, devices, tiling
 from mixtask.errors import MixtaskError
-from mixtask.model import MixNet, apply_gated_head, film_pairs, input_stats, padding_to_multiple
+from mixtask.model import MixNet, apply_gated_head, film_pairs, input_stats, pad_any_size, padding_to_multiple
 from mixtask.weights import WeightsInfo, load_weights
 
 if TYPE_CHECKING:
@@ -331,17 +331,17 @@ def engine(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> 
 
 
 def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
-    """Pad right/bottom so both sides are multiples of 4 and at least 16 (as MixNet.forward_any_size)."""
+    """`model.pad_any_size`, also for uint8 images on the CPU: torch pads floats only, and numpy keeps
+    a large image at 1 byte per value while it is padded."""
+    if x.dtype != torch.uint8 or x.device.type != "cpu":
+        return pad_any_size(x.float() if x.dtype == torch.uint8 else x)
     height, width = x.shape[-2:]
     pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
     if not (pad_h or pad_w):
         return x
-    reflect = pad_h < height and pad_w < width
-    if x.dtype == torch.uint8 and x.device.type == "cpu":  # torch pads floats only; numpy keeps it 1 byte/px
-        rgb = np.pad(x[0].permute(1, 2, 0).numpy(), ((0, pad_h), (0, pad_w), (0, 0)), "reflect" if reflect else "edge")
-        return torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    x = x.float() if x.dtype == torch.uint8 else x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if reflect else "replicate")
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"  # as pad_any_size
+    padded = np.pad(x[0].permute(1, 2, 0).numpy(), ((0, pad_h), (0, pad_w), (0, 0)), mode)
+    return torch.from_numpy(padded).permute(2, 0, 1)[None]
 
 
 def probe_image(size: int = PROBE_SIZE) -> torch.Tensor:

@@ -9,8 +9,16 @@ from PIL import Image
 
 from mixtask import devices
 from mixtask.errors import MixtaskError
-from mixtask.infer import InferenceNet, Translator, probe_image, psnr, strided_weight, subpixel_weight
-from mixtask.model import build_model
+from mixtask.infer import (
+    InferenceNet,
+    Translator,
+    pad_to_multiple,
+    probe_image,
+    psnr,
+    strided_weight,
+    subpixel_weight,
+)
+from mixtask.model import build_model, pad_any_size
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model
@@ -194,3 +202,11 @@ def test_bench_command_writes_table_json_and_markdown(tiny_weights, tmp_path):
     assert (tmp_path / "b.md").read_text().startswith("| size |")
     bad = CliRunner().invoke(app, ["bench", "-w", str(tiny_weights), "--sizes", "0x5"])
     assert bad.exit_code == 1 and "bad size" in bad.stderr
+
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 30), (5, 40), (3, 2)])
+def test_uint8_padding_matches_the_model_padding(size):
+    pixels = torch.randint(0, 256, (1, 3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    padded = pad_to_multiple(pixels)
+    assert padded.dtype == torch.uint8  # padded at 1 byte per value
+    torch.testing.assert_close(padded.float(), pad_any_size(pixels.float()), rtol=0, atol=0)
