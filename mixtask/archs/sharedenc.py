@@ -32,6 +32,7 @@ from mixtask.archs.trunk import (
     plain_encoder,
     plain_encoder_params,
     plain_residual,
+    sum_by_rows,
 )
 from mixtask.model import ModelConfig, forward_any_size
 
@@ -76,15 +77,15 @@ class SharedEncoderNet(nn.Module):
         """
         weights = branch_weights(c)
         h = self.encoder(x)
-        out = None
-        for branch, weight in zip(self.branches, weights.unbind(dim=1)):
-            rows = (weight > 0).nonzero().squeeze(1)
-            if len(rows) == 0:
-                continue
-            y = branch(h[rows], x[rows])
-            out = torch.zeros((len(x), *y.shape[1:]), dtype=y.dtype, device=y.device) if out is None else out
-            out = out.index_add(0, rows, y * weight[rows, None, None, None].to(y.dtype))
-        return out
+
+        def weighted_outputs():  # each branch on the rows that weigh it, generated one at a time
+            for branch, weight in zip(self.branches, weights.unbind(dim=1)):
+                rows = (weight > 0).nonzero().squeeze(1)
+                if len(rows):
+                    y = branch(h[rows], x[rows])
+                    yield rows, y * weight[rows, None, None, None].to(y.dtype)
+
+        return sum_by_rows(weighted_outputs(), len(x))
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return forward_any_size(self.forward, x, c)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtask.archs.trunk import PlainJohnson, plain_johnson_params
+from mixtask.archs.trunk import PlainJohnson, plain_johnson_params, sum_by_rows
 from mixtask.errors import MixtaskError
 from mixtask.model import ModelConfig, forward_any_size
 
@@ -46,13 +46,13 @@ class SingleTaskNets(nn.Module):
         index = network_index(c)
         if bool((index == index[0]).all()):  # the usual case: one task for the whole batch
             return self.nets[int(index[0])](x)
-        out = None
-        for i in index.unique().tolist():
-            rows = (index == i).nonzero().squeeze(1)
-            y = self.nets[i](x[rows])
-            out = torch.zeros((len(x), *y.shape[1:]), dtype=y.dtype, device=y.device) if out is None else out
-            out = out.index_copy(0, rows, y)
-        return out
+
+        def outputs():  # each network on the rows of its task, one at a time
+            for i in index.unique().tolist():
+                rows = (index == i).nonzero().squeeze(1)
+                yield rows, self.nets[i](x[rows])
+
+        return sum_by_rows(outputs(), len(x))
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return forward_any_size(self.forward, x, c)

@@ -13,12 +13,15 @@ Two layouts of it, whose state_dict keys trained weights depend on:
   nn.Sequential stages for encin, ccam, sharedenc and single, which take them whole;
 - `JohnsonTrunk`: flat lists of convs and `AffineNorm`s, so that piggyback (masked weights) and topdown
   (modulated layers) can compute each layer their own way.
+
+`sum_by_rows` puts the outputs of networks that each ran on some of a batch's samples (single, sharedenc)
+back together.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -185,3 +188,12 @@ def plain_johnson_params(config: ModelConfig) -> int:
     """One whole plain Johnson network (`PlainJohnson`, `JohnsonTrunk`): with o output channels,
     (180 + 288 R) w^2 + (273 + 24 R) w + 81 o w + o for width w and R residual blocks."""
     return plain_encoder_params(config) + plain_branch_params(config)
+
+
+def sum_by_rows(parts: Iterable[tuple[torch.Tensor, torch.Tensor]], batch: int) -> torch.Tensor:
+    """(rows, output of those rows) pairs -> (batch, ...): each part added at its rows (zero elsewhere)."""
+    out = None
+    for rows, y in parts:
+        out = torch.zeros((batch, *y.shape[1:]), dtype=y.dtype, device=y.device) if out is None else out
+        out = out.index_add(0, rows, y)
+    return out
