@@ -188,14 +188,52 @@ def _panel(axes, rows: list[ArchRow], key: str, label: str) -> None:
     """One quality summary against parameters (log x), a labelled point per architecture."""
     points = [(row.params, row.quality[key], row.arch) for row in rows if row.params and key in row.quality]
     axes.scatter([x for x, _, _ in points], [y for _, y, _ in points], color="tab:blue")
-    for x, y, name in points:
-        axes.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=9)
     axes.set_xscale("log")
     axes.margins(x=0.2, y=0.15)
     if points:
         _log_ticks(axes, min(x for x, _, _ in points), max(x for x, _, _ in points))
     axes.set(xlabel="parameters", ylabel=label)
     axes.grid(True, which="both", alpha=0.3)
+    _label(axes, points)
+
+
+LABEL_POINTS = 9  # font size
+LINE = 1.3 * LABEL_POINTS  # the height a label takes, in points
+SAME_SPOT = 6  # points closer than this on screen (in points) share one label
+
+
+def _label(axes, points: list[tuple[float, float, str]]) -> None:
+    """A name beside each point. Points on the same spot (the FiLM family: equal parameter counts,
+    close scores) share one label, best first; a label that would overlap another moves up, with a
+    thin line back to its point. The table has the exact numbers."""
+    axes.autoscale_view()  # the final limits, so that screen positions are final too
+    points_per_pixel = 72 / axes.figure.dpi
+    spots: list[tuple[float, float, float, float, list[str]]] = []  # screen x, y; data x, y; names
+    for x, y, name in sorted(points, key=lambda point: -point[1]):
+        screen_x, screen_y = (value * points_per_pixel for value in axes.transData.transform((x, y)))
+        near = [spot for spot in spots if abs(spot[0] - screen_x) < SAME_SPOT and abs(spot[1] - screen_y) < SAME_SPOT]
+        if near:
+            near[0][4].append(name)
+        else:
+            spots.append((screen_x, screen_y, x, y, [name]))
+    placed: list[tuple[float, float, float]] = []  # each label's (left, right, bottom), in points on screen
+    for screen_x, screen_y, x, y, names in sorted(spots, key=lambda spot: spot[1]):
+        text = ", ".join(names)
+        box = (screen_x + 4, screen_x + 4 + 0.6 * LABEL_POINTS * len(text), screen_y + 4)
+        for other in sorted(placed, key=lambda placed_box: placed_box[2]):
+            if _overlap(box, other):
+                box = (box[0], box[1], other[2] + LINE)
+        placed.append(box)
+        lifted = box[2] - screen_y > 4 + 1e-6
+        axes.annotate(
+            text, (x, y), textcoords="offset points", xytext=(4, box[2] - screen_y), fontsize=LABEL_POINTS,
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if lifted else None,
+        )  # fmt: skip
+
+
+def _overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
+    """Whether two labels (left, right, bottom) share screen space."""
+    return a[0] < b[1] and b[0] < a[1] and abs(a[2] - b[2]) < LINE
 
 
 def plot_png(comparison: Comparison) -> bytes:

@@ -186,6 +186,26 @@ def test_report_formatting_with_fixed_numbers():
     assert "- tsn failed at evaluate: ValueError: bad shape" in lines
 
 
+def test_plot_labels_points_on_one_spot_together_and_keeps_labels_apart():
+    from matplotlib.figure import Figure
+
+    from mixtask.compare_report import _panel
+
+    rows = [
+        ArchRow("film", "ok", params=1_700_000, quality={"seg_iou": 0.1740}),
+        ArchRow("encin", "ok", params=1_693_000, quality={"seg_iou": 0.1735}),  # on film's spot
+        ArchRow("tsn", "ok", params=1_816_000, quality={"seg_iou": 0.1760}),  # near: its own label, moved up
+        ArchRow("single", "ok", params=10_000_000, quality={"seg_iou": 0.30}),
+    ]
+    axes = Figure(figsize=(5, 4), dpi=100).subplots()
+    _panel(axes, rows, "seg_iou", "seg IoU")
+    labels = {text.get_text(): text for text in axes.texts}
+    assert set(labels) == {"film, encin", "tsn", "single"}
+    offset = {name: text.get_position()[1] for name, text in labels.items()}  # label above its point, in points
+    assert offset["film, encin"] == offset["single"] == 4
+    assert offset["tsn"] > 10  # lifted clear of the film label it would have covered
+
+
 def test_eval_numbers_pick_one_headline_per_group_by_kind():
     result = {"groups": [
         {"name": "recon", "kind": "recon", "rows": {"model": {"psnr": 30.0}, "identity": {"psnr": 100.0}}},
