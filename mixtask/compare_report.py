@@ -206,18 +206,8 @@ def _label(axes, points: list[tuple[float, float, str]]) -> None:
     """A name beside each point. Points on the same spot (the FiLM family: equal parameter counts,
     close scores) share one label, best first; a label that would overlap another moves up, with a
     thin line back to its point. The table has the exact numbers."""
-    axes.autoscale_view()  # the final limits, so that screen positions are final too
-    points_per_pixel = 72 / axes.figure.dpi
-    spots: list[tuple[float, float, float, float, list[str]]] = []  # screen x, y; data x, y; names
-    for x, y, name in sorted(points, key=lambda point: -point[1]):
-        screen_x, screen_y = (value * points_per_pixel for value in axes.transData.transform((x, y)))
-        near = [spot for spot in spots if abs(spot[0] - screen_x) < SAME_SPOT and abs(spot[1] - screen_y) < SAME_SPOT]
-        if near:
-            near[0][4].append(name)
-        else:
-            spots.append((screen_x, screen_y, x, y, [name]))
     placed: list[tuple[float, float, float]] = []  # each label's (left, right, bottom), in points on screen
-    for screen_x, screen_y, x, y, names in sorted(spots, key=lambda spot: spot[1]):
+    for screen_x, screen_y, x, y, names in sorted(_spots(axes, points), key=lambda spot: spot[1]):
         text = ", ".join(names)
         box = (screen_x + 4, screen_x + 4 + 0.6 * LABEL_POINTS * len(text), screen_y + 4)
         for other in sorted(placed, key=lambda placed_box: placed_box[2]):
@@ -229,6 +219,21 @@ def _label(axes, points: list[tuple[float, float, str]]) -> None:
             text, (x, y), textcoords="offset points", xytext=(4, box[2] - screen_y), fontsize=LABEL_POINTS,
             arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if lifted else None,
         )  # fmt: skip
+
+
+def _spots(axes, points: list[tuple[float, float, str]]) -> list[tuple[float, float, float, float, list[str]]]:
+    """Points grouped by where they fall on screen: (screen x, y in points, data x, y, names best first)."""
+    axes.autoscale_view()  # the final limits, so that screen positions are final too
+    points_per_pixel = 72 / axes.figure.dpi
+    spots: list[tuple[float, float, float, float, list[str]]] = []
+    for x, y, name in sorted(points, key=lambda point: -point[1]):
+        screen_x, screen_y = (value * points_per_pixel for value in axes.transData.transform((x, y)))
+        near = [spot for spot in spots if abs(spot[0] - screen_x) < SAME_SPOT and abs(spot[1] - screen_y) < SAME_SPOT]
+        if near:
+            near[0][4].append(name)
+        else:
+            spots.append((screen_x, screen_y, x, y, [name]))
+    return spots
 
 
 def _overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
