@@ -43,6 +43,7 @@ def _means(per_image: dict[str, torch.Tensor]) -> dict[str, float]:
 def pixel_metrics(output: torch.Tensor, target: torch.Tensor, damaged: torch.Tensor | None = None):
     """PSNR, SSIM and ImageNet-space MSE against the target (+ PSNR on the damaged pixels)."""
     values = {
+        "mse": metrics.mse(output, target),
         "psnr": metrics.psnr(output, target),
         "ssim": metrics.ssim(output, target),
         "mse_imagenet": metrics.imagenet_mse(output, target),
@@ -168,6 +169,24 @@ def mix_group(ctx: Context, mix: tuple[str, ...]) -> Group | None:
         rows = {"model": seg_metrics(output, target, mask > 0.5), "identity": seg_metrics(inputs, target, mask > 0.5)}
     source = "composites" if rule.needs_mask else "clean crops"
     return Group(rule.label, "mix", f"{source}, synthesised target", len(clean), rows)
+
+
+def add_member_ratios(groups: list[Group]) -> None:
+    """The issue's mix bar, on each mix's model row as `l2_ratio`: its L2 to the synthesised target over
+    the largest single-task L2 of its members. A member counts where it has a pixel target: a
+    restoration task (its own group) or seg (on composites); a style's target is perceptual, not pixels."""
+    model_rows = {group.name: group.rows["model"] for group in groups}
+    for group in groups:
+        if group.kind != "mix":
+            continue
+        member_mse = [
+            model_rows[name]["mse"]
+            for member in group.name.split("+")  # a mix's label is its members' names
+            for name in (member, f"{member} composites")
+            if name in model_rows and "mse" in model_rows[name]
+        ]
+        if member_mse and max(member_mse) > 0:
+            group.rows["model"]["l2_ratio"] = round(group.rows["model"]["mse"] / max(member_mse), 4)
 
 
 # ----------------------------------------------------------------------------- strength sweep

@@ -15,6 +15,7 @@ PIXEL_COLUMNS = {
     "ssim": ("SSIM", "{:.3f}"),
     "mse_imagenet": ("MSE-IN", "{:.3f}"),
     "iou": ("IoU", "{:.3f}"),
+    "l2_ratio": ("L2 / members", "{:.2f}"),
 }
 STYLE_COLUMNS = {
     "style_distance": ("style dist.", "{:.3f}"),
@@ -24,7 +25,8 @@ STYLE_COLUMNS = {
 PIXEL_CAPTION = (
     "PSNR dB vs target (100 = identical); PSNR dmg: holes / scratch pixels only; MSE-IN: ImageNet-normalised "
     "(paper Table 3); IoU: object read from the output (max channel > {threshold}); read-back ceiling: the same "
-    "rule on the target; of several classical baselines only the best by PSNR is shown"
+    "rule on the target; L2 / members: a mix's L2 to its target over its members' largest single-task L2 "
+    "(restoration and seg members; issue bar <= 1.5); of several classical baselines only the best by PSNR is shown"
 )
 STYLE_CAPTION = "relative distances (0 = the style's Grams / the input's relu3_3); FD: {fd_label}, {count} vs {count}"
 

@@ -31,7 +31,15 @@ from pathlib import Path
 import torch
 
 from mixtask.capabilities import not_applicable, of_class
-from mixtask.eval_groups import SECTIONS, SWEEP_STRENGTHS, Group, mix_group, recon_group, sweep_task
+from mixtask.eval_groups import (
+    SECTIONS,
+    SWEEP_STRENGTHS,
+    Group,
+    add_member_ratios,
+    mix_group,
+    recon_group,
+    sweep_task,
+)
 from mixtask.eval_inputs import Backbones, Context, EvalOptions, load_backbones, load_styles, make_samples
 
 __all__ = ["SWEEP_STRENGTHS", "Backbones", "EvalOptions", "load_model", "run_evaluation", "write_json"]
@@ -64,6 +72,7 @@ def _all_groups(ctx: Context, log: Log) -> list[Group]:
     for mix in ctx.task_set.mixes if ctx.can.mixes else ():
         log(f"evaluating mix {'+'.join(mix)}")
         groups += [group for group in [mix_group(ctx, mix)] if group is not None]
+    add_member_ratios(groups)
     return groups
 
 

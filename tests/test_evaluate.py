@@ -93,6 +93,11 @@ def test_identity_model_scores_perfect_recon_and_fills_every_row(
     assert groups["denoise"]["best_baseline"] in groups["denoise"]["rows"]
     assert {"style_distance", "content_distance", "fd"} <= set(groups["style1"]["rows"]["model"])
     assert groups["style1"]["rows"]["model"]["content_distance"] == pytest.approx(0.0, abs=1e-6)
+    mix, denoise = groups["denoise+style1"]["rows"]["model"], groups["denoise"]["rows"]["model"]
+    assert mix["l2_ratio"] == pytest.approx(mix["mse"] / denoise["mse"], rel=1e-3)  # style1: no pixel L2
+    seg_mix, seg = groups["seg+style1"]["rows"]["model"], groups["seg composites"]["rows"]["model"]
+    assert seg_mix["l2_ratio"] == pytest.approx(seg_mix["mse"] / seg["mse"], rel=1e-3)
+    assert "L2 / members" in card
     assert [row["task"] for row in report["sweep"]] == ["inpaint", "denoise", "seg", "style1", "style2"]
     assert all(row["direction"] == "constant" for row in report["sweep"])  # identity ignores strengths
     assert report["held_out"] and report["count"] == 3 and "style2" in " ".join(report["notes"])
