@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from mixtask import capabilities, devices, tiling
 from mixtask.errors import MixtaskError
-from mixtask.model import MixNet, apply_gated_head, film_pairs, input_stats, pad_any_size, padding_to_multiple
+from mixtask.model import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
 from mixtask.weights import WeightsInfo, load_weights
 
 if TYPE_CHECKING:
@@ -335,12 +335,10 @@ def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
     a large image at 1 byte per value while it is padded."""
     if x.dtype != torch.uint8 or x.device.type != "cpu":
         return pad_any_size(x.float() if x.dtype == torch.uint8 else x)
-    height, width = x.shape[-2:]
-    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+    pad_h, pad_w, reflect = any_size_padding(*x.shape[-2:])
     if not (pad_h or pad_w):
         return x
-    mode = "reflect" if pad_h < height and pad_w < width else "edge"  # as pad_any_size
-    padded = np.pad(x[0].permute(1, 2, 0).numpy(), ((0, pad_h), (0, pad_w), (0, 0)), mode)
+    padded = np.pad(x[0].permute(1, 2, 0).numpy(), ((0, pad_h), (0, pad_w), (0, 0)), "reflect" if reflect else "edge")
     return torch.from_numpy(padded).permute(2, 0, 1)[None]
 
 

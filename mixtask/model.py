@@ -247,17 +247,22 @@ def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
     return max(minimum, side + (-side % multiple)) - side
 
 
+def any_size_padding(height: int, width: int) -> tuple[int, int, bool]:
+    """(bottom pad, right pad, whether by reflection) that `forward_any_size` gives an image.
+
+    Reflection keeps edges natural; it needs the pad smaller than the side, else edges are repeated."""
+    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+    return pad_h, pad_w, pad_h < height and pad_w < width
+
+
 def pad_any_size(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
     """Pad (..., H, W) right and bottom so both sides are multiples of 4, at least 16 (`forward`'s rule).
 
     With `like`, x is padded by what like's sides need (a task map exactly as its image)."""
-    height, width = (x if like is None else like).shape[-2:]
-    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+    pad_h, pad_w, reflect = any_size_padding(*(x if like is None else like).shape[-2:])
     if not (pad_h or pad_w):
         return x
-    # Reflection keeps edges natural; it needs the pad smaller than the side.
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if reflect else "replicate")
 
 
 def forward_any_size(forward: Callable, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
