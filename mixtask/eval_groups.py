@@ -109,12 +109,17 @@ def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.T
     return Group(name, task.kind, source, len(images), rows)
 
 
+def composites_group_name(task_name: str) -> str:
+    """The group of a seg task's scores on composites (exact masks), e.g. `seg composites`."""
+    return f"{task_name} composites"
+
+
 def seg_groups(ctx: Context, task: Task) -> list[Group]:
     """seg on composites (exact masks) and on photos with their (pseudo-)label masks."""
     groups = []
     if ctx.samples.composites is not None:
         source = "cut-outs pasted on crops (exact masks)"
-        groups.append(_seg_group(ctx, task, f"{task.name} composites", source, *ctx.samples.composites))
+        groups.append(_seg_group(ctx, task, composites_group_name(task.name), source, *ctx.samples.composites))
     if ctx.samples.photos is not None:
         label = ctx.samples.photo_label
         source = f"photo crops, {label} masks > 0.5"
@@ -182,7 +187,7 @@ def add_member_ratios(groups: list[Group]) -> None:
         member_mse = [
             model_rows[name]["mse"]
             for member in group.name.split("+")  # a mix's label is its members' names
-            for name in (member, f"{member} composites")
+            for name in (member, composites_group_name(member))
             if name in model_rows and "mse" in model_rows[name]
         ]
         if member_mse and max(member_mse) > 0:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mixtask.errors import MixtaskError
-from mixtask.training.progress import read_records
+from mixtask.training.progress import LOG_NAME, read_records
 
 
 def job_losses(log_path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -49,7 +49,7 @@ def plot_curves(run_dir: Path, window: int = 100) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    series = job_losses(Path(run_dir) / "log.jsonl")
+    series = job_losses(Path(run_dir) / LOG_NAME)
     figure = Figure(figsize=(9, 4.5))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
