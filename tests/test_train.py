@@ -216,6 +216,20 @@ def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
         resume_options(out, size=30)
 
 
+def test_resume_with_a_new_learning_rate_sets_it_in_the_optimiser(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    assert load_checkpoint(out)["optimizer"]["param_groups"][0]["lr"] != 3e-5
+    train(resume_options(out, steps=3, lr=3e-5), resume=True, quiet=True)
+    state = load_checkpoint(out)
+    assert state["options"]["lr"] == 3e-5
+    assert {group["lr"] for group in state["optimizer"]["param_groups"]} == {3e-5}
+    with pytest.raises(MixtaskError, match="--lr"):
+        resume_options(out, lr=0.0)
+
+
 def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
     from mixtask.train import resume_options
 
@@ -310,6 +324,14 @@ def test_cli_errors_are_one_line(assets, tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
+def test_cli_resume_takes_a_new_learning_rate(assets, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=1, mix_method=1), quiet=True)
+    result = CliRunner().invoke(app, ["train", "--resume", str(out), "--steps", "2", "--lr", "2e-5", "-q"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out)["optimizer"]["param_groups"][0]["lr"] == 2e-5
+
+
 def test_cli_defaults_match_train_options():
     import typer.main
 
@@ -318,7 +340,8 @@ def test_cli_defaults_match_train_options():
     fields = TrainOptions.__dataclass_fields__
     assert defaults["head"].value == fields["head"].default
     assert defaults["arch"] == fields["arch"].default
-    names = ["batch", "lr", "seed", "content_weight", "style_weight", "tv_weight"]
+    assert defaults["lr"] is None  # so --resume can tell a new rate from none; a new run takes the field's
+    names = ["batch", "seed", "content_weight", "style_weight", "tv_weight"]
     names += ["adversarial_weight", "width", "res_blocks", "film_layers", "preview_every", "checkpoint_every"]
     for name in names:
         assert defaults[name] == fields[name].default, name

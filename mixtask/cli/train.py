@@ -18,7 +18,7 @@ METHOD_HELP = (
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
 RESUME_HELP = (
-    "Continue the run in this folder (its options are reused; only --steps, --size and, in stage 1, "
+    "Continue the run in this folder (its options are reused; only --steps, --size, --lr and, in stage 1, "
     "--stage1-steps may change)."
 )
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
@@ -66,7 +66,7 @@ def train_command(
     stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 [default: half]"),
     size: int = typer.Option(None, "--size", help="Training crop side in pixels (multiple of 4)  [default: 256]"),
     batch: int = typer.Option(4, "--batch", help="Images per mini-batch (per process under torchrun)."),
-    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
+    lr: float = typer.Option(None, "--lr", help="Adam learning rate (with --resume: from here on)  [default: 1e-4]"),
     seed: int = typer.Option(0, "--seed"),
     vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for the style loss [default: $MIXTASK_VGG or shared]"),
     content_weight: float = typer.Option(1.0, "--content-weight", help="Perceptual loss: content term."),
@@ -96,15 +96,16 @@ def train_command(
 
     if resume is not None:
         if data or out or style:
-            raise MixtaskError("--resume takes the run's own options: give only --steps, --size or --stage1-steps")
-        options = resume_options(resume, steps, size, stage1_steps)
+            raise MixtaskError("--resume takes the run's own options: give only --steps, --size, --lr, --stage1-steps")
+        options = resume_options(resume, steps, size, stage1_steps, lr)
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
         options = TrainOptions(
             data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,
             mix_method=resolve_mix_method(mix_method, arch.value), arch=arch.value, steps=steps or 2000,
-            stage1_steps=stage1_steps, size=size or 256, batch=batch, lr=lr,
+            stage1_steps=stage1_steps, size=size or 256, batch=batch,
+            lr=TrainOptions.lr if lr is None else lr,  # None: not given (on --resume: keep the run's)
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value,

@@ -28,6 +28,13 @@ def checkpoint_state(run: Run) -> dict:
     }
 
 
+def set_learning_rate(run: Run, lr: float) -> None:
+    """An optimiser's state dict carries its learning rate; a resume with a new --lr overrides it."""
+    for optimizer in (run.optimizer, run.disc_optimizer):
+        for group in optimizer.param_groups if optimizer is not None else ():
+            group["lr"] = lr
+
+
 def write_checkpoint(run: Run) -> None:
     state = checkpoint_state(run)
     if run.ctx.is_main:
@@ -42,6 +49,7 @@ def restore(run: Run, state: dict) -> None:
     if run.disc is not None and state["disc"] is not None:
         run.disc.load_state_dict(state["disc"])
         run.disc_optimizer.load_state_dict(state["disc_optimizer"])
+    set_learning_rate(run, run.options.lr)
     if state["teacher"] is not None:
         run.teacher = frozen_copy(run.net)
         run.teacher.load_state_dict(state["teacher"])

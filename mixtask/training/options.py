@@ -151,10 +151,15 @@ def weighting_needs_joint(weighting: str) -> str:
 
 
 def resume_options(
-    run_dir: str | Path, steps: int | None = None, size: int | None = None, stage1: int | None = None
+    run_dir: str | Path,
+    steps: int | None = None,
+    size: int | None = None,
+    stage1: int | None = None,
+    lr: float | None = None,
 ) -> TrainOptions:
-    """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning) or,
-    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
+    new learning rate `lr` (a step decay by hand) or, while the run is still in stage 1, a new end of
+    stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
@@ -171,6 +176,8 @@ def resume_options(
         options = replace(options, stage1_steps=stage1)
     if size is not None:
         options = replace(options, size=size)
+    if lr is not None:
+        options = replace(options, lr=lr)
     check_options(options)
     return options
 
