@@ -44,9 +44,13 @@ def _key_value_table(title: str, data: dict) -> Table:
 
 
 def _session_line(session: dict) -> str:
-    """`resume at step 4451: 1 x CPU (2 threads), bfloat16: mixtask train --resume runs/base2`."""
+    """`resume at step 4451 (128 px, lr 0.001): 1 x CPU (2 threads), bfloat16: mixtask train --resume runs/base2`."""
     command = session.get("command", "command not logged")
-    return f"{session.get('event', '?')} at step {session.get('step', '?')}: {session.get('hardware', '?')}: {command}"
+    settings = [f"{session['size']} px"] if "size" in session else []
+    settings += [f"lr {session['lr']:g}"] if "lr" in session else []
+    where = f"{session.get('event', '?')} at step {session.get('step', '?')}"
+    where += f" ({', '.join(settings)})" if settings else ""
+    return f"{where}: {session.get('hardware', '?')}: {command}"
 
 
 def architecture_text(info: WeightsInfo, model) -> str:

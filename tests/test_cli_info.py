@@ -51,12 +51,14 @@ def test_info_lists_each_training_session_on_its_own_line(tmp_path):
     sessions = [
         {"event": "start", "step": 0, "hardware": "1 x CPU-A (2 threads)", "command": "mixtask train --data d"},
         {"event": "resume", "step": 4451, "hardware": "1 x CPU-B (1 threads)"},  # an older log: no command
+        {"event": "resume", "step": 20474, "hardware": "1 x CPU-B (2 threads)", "size": 256, "lr": 1e-4},
     ]
     path = save_weights(tmp_path / "w.safetensors", make_tiny_model(), DEFAULT_TASK_SET, {"sessions": sessions})
     result = runner.invoke(app, ["info", str(path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "start at step 0: 1 x CPU-A (2 threads): mixtask train --data d" in result.output
     assert "resume at step 4451: 1 x CPU-B (1 threads): command not logged" in result.output
+    assert "resume at step 20474 (256 px, lr 0.0001): 1 x CPU-B (2 threads)" in result.output
 
 
 def test_info_on_bad_file_is_one_line_error(tmp_path):

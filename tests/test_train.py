@@ -212,6 +212,8 @@ def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
     options = resume_options(out, steps=3, size=64)
     assert options.size == 64
     assert train(options, resume=True, quiet=True).steps == 3
+    sessions = read_info(out / "weights.safetensors").provenance["sessions"]  # each session's crop size on record
+    assert [(session["event"], session["size"]) for session in sessions] == [("start", 32), ("resume", 64)]
     with pytest.raises(MixtaskError, match="--size"):
         resume_options(out, size=30)
 
