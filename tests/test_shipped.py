@@ -3,8 +3,8 @@ keep their measured quality (a regression in the weights fails CI).
 
 The quality guards score the weights on a few held-out val crops of ../shared/data (256 px,
 the size of the bars; fixed seeds, the `mixtask eval` code) and check margins set a little below
-what the shipped file measured (weights/README.md gives both). They are regression guards at the shipped
-level, raised with every better snapshot; the issue's target bars are in the model card.
+what the shipped file measured (weights/README.md gives both). They are regression guards at the
+shipped level, raised with every better snapshot; the issue's target bars are in the model card.
 Skipped while weights/ holds no default model or the shared data is missing.
 """
 

@@ -44,14 +44,14 @@ def read_sessions(path: Path) -> list[dict]:
     line (for the weights' provenance: a run resumed with other options is not told by its first command)."""
     if not path.is_file():
         return []
-    keys = ("event", "step", "hardware", "command")
     records = [record for record in read_records(path) if record.get("event") in ("start", "resume")]
-    return [_session(record, keys) for record in records]
+    return [_session(record) for record in records]
 
 
-def _session(record: dict, keys: tuple[str, ...]) -> dict:
-    """One session's keys, plus the crop size and learning rate it trained at (a resume can change them)."""
-    session = {key: record[key] for key in keys if key in record}
+def _session(record: dict) -> dict:
+    """One start or resume record's facts, plus the crop size and learning rate it trained at (a resume can
+    change them)."""
+    session = {key: record[key] for key in ("event", "step", "hardware", "command") if key in record}
     options = record.get("options", {})
     return session | {key: options[key] for key in ("size", "lr") if key in options}
 
