@@ -48,6 +48,7 @@ def _session_line(session: dict) -> str:
     command = session.get("command", "command not logged")
     settings = [f"{session['size']} px"] if "size" in session else []
     settings += [f"lr {session['lr']:g}"] if "lr" in session else []
+    settings += [f"jobs {session['job_weights']}"] if "job_weights" in session else []
     where = f"{session.get('event', '?')} at step {session.get('step', '?')}"
     where += f" ({', '.join(settings)})" if settings else ""
     return f"{where}: {session.get('hardware', '?')}: {command}"

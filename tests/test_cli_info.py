@@ -52,6 +52,7 @@ def test_info_lists_each_training_session_on_its_own_line(tmp_path):
         {"event": "start", "step": 0, "hardware": "1 x CPU-A (2 threads)", "command": "mixtask train --data d"},
         {"event": "resume", "step": 4451, "hardware": "1 x CPU-B (1 threads)"},  # an older log: no command
         {"event": "resume", "step": 20474, "hardware": "1 x CPU-B (2 threads)", "size": 256, "lr": 1e-4},
+        {"event": "resume", "step": 22000, "hardware": "1 x CPU-B (2 threads)", "size": 128, "job_weights": "seg=3"},
     ]
     path = save_weights(tmp_path / "w.safetensors", make_tiny_model(), DEFAULT_TASK_SET, {"sessions": sessions})
     result = runner.invoke(app, ["info", str(path)], terminal_width=200)
@@ -59,6 +60,7 @@ def test_info_lists_each_training_session_on_its_own_line(tmp_path):
     assert "start at step 0: 1 x CPU-A (2 threads): mixtask train --data d" in result.output
     assert "resume at step 4451: 1 x CPU-B (1 threads): command not logged" in result.output
     assert "resume at step 20474 (256 px, lr 0.0001): 1 x CPU-B (2 threads)" in result.output
+    assert "resume at step 22000 (128 px, jobs seg=3): 1 x CPU-B (2 threads)" in result.output
 
 
 def test_info_on_bad_file_is_one_line_error(tmp_path):

@@ -232,6 +232,53 @@ def test_resume_with_a_new_learning_rate_sets_it_in_the_optimiser(assets, tmp_pa
         resume_options(out, lr=0.0)
 
 
+def test_job_weights_draw_the_weighted_jobs_and_are_on_record(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    weighted = "recon=0,inpaint=0,seg=0,style1=0"  # only denoise left to draw
+    train(tiny_options(assets, out, steps=3, mix_method=1, job_weights=weighted), quiet=True)
+    assert set(logged_jobs(out)) == {"denoise"}
+    train(resume_options(out, steps=6, job_weights="denoise=0,inpaint=0,seg=0,style1=0"), resume=True, quiet=True)
+    assert logged_jobs(out)[3:] == ["recon"] * 3
+    sessions = read_info(out / "weights.safetensors").provenance["sessions"]
+    assert [session.get("job_weights") for session in sessions] == [weighted, "denoise=0,inpaint=0,seg=0,style1=0"]
+
+
+def test_job_weights_shift_the_draw_in_proportion():
+    from types import SimpleNamespace
+
+    from mixtask.training.plan import build_plan
+    from mixtask.training.step import draw_job
+
+    options = TrainOptions("data", "out", (StyleSpec("style1", "s.png"),), steps=10, job_weights="seg=5")
+    run = SimpleNamespace(plan=build_plan(options), step=0, generators={"jobs": torch.Generator().manual_seed(0)})
+    names = [draw_job(run).name for _ in range(3000)]
+    # 5 jobs in stage 1 (recon, inpaint, denoise, seg, style1): seg is drawn 5 / 9 of the time
+    assert abs(names.count("seg") / len(names) - 5 / 9) < 0.03
+    assert abs(names.count("recon") / len(names) - 1 / 9) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seg", "not JOB=WEIGHT"),
+        ("seg=-1", "not JOB=WEIGHT"),
+        ("seg=nan", "not JOB=WEIGHT"),
+        ("sharpen=2", "this run has no job 'sharpen'"),
+        ("recon=0,inpaint=0,denoise=0,seg=0,style1=0", "every job of stage 1 has weight 0"),
+    ],
+)
+def test_bad_job_weights_are_named(assets, tmp_path, text, message):
+    with pytest.raises(MixtaskError, match=message):
+        train(tiny_options(assets, tmp_path / "run", job_weights=text), quiet=True)
+
+
+def test_job_weights_need_the_per_batch_schedule(assets, tmp_path):
+    with pytest.raises(MixtaskError, match="--job-weights needs --schedule per-batch"):
+        train(tiny_options(assets, tmp_path / "run", schedule="joint", job_weights="seg=2"), quiet=True)
+
+
 def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
     from mixtask.train import resume_options
 
@@ -326,12 +373,18 @@ def test_cli_errors_are_one_line(assets, tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
-def test_cli_resume_takes_a_new_learning_rate(assets, tmp_path):
+def test_cli_resume_takes_a_new_learning_rate_and_job_weights(assets, tmp_path):
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=1, mix_method=1), quiet=True)
-    result = CliRunner().invoke(app, ["train", "--resume", str(out), "--steps", "2", "--lr", "2e-5", "-q"])
+    args = ["train", "--resume", str(out), "--steps", "2", "--lr", "2e-5", "--job-weights", "seg=2", "-q"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(out)["optimizer"]["param_groups"][0]["lr"] == 2e-5
+    state = load_checkpoint(out)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 2e-5
+    assert state["options"]["job_weights"] == "seg=2"
+    result = CliRunner().invoke(app, ["train", "--resume", str(out), "--steps", "3", "--job-weights", "", "-q"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out)["options"]["job_weights"] == ""  # uniform again
 
 
 def test_cli_defaults_match_train_options():

@@ -18,12 +18,16 @@ METHOD_HELP = (
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
 RESUME_HELP = (
-    "Continue the run in this folder (its options are reused; only --steps, --size, --lr and, in stage 1, "
-    "--stage1-steps may change)."
+    "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights and, "
+    "in stage 1, --stage1-steps may change)."
 )
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
+JOB_WEIGHTS_HELP = (
+    "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "
+    "(jobs: recon, the tasks, the mixes; others keep 1).  [default: uniform]"
+)
 
 
 class Head(str, Enum):
@@ -76,6 +80,7 @@ def train_command(
     balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
     schedule: Schedule = typer.Option(Schedule.per_batch, "--schedule", help=SCHEDULE_HELP),
     weighting: Weighting = typer.Option(Weighting.equal, "--weighting", help=WEIGHTING_HELP),
+    job_weights: str = typer.Option(None, "--job-weights", help=JOB_WEIGHTS_HELP, show_default=False),
     width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
     res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
     film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
@@ -96,8 +101,10 @@ def train_command(
 
     if resume is not None:
         if data or out or style:
-            raise MixtaskError("--resume takes the run's own options: give only --steps, --size, --lr, --stage1-steps")
-        options = resume_options(resume, steps, size, stage1_steps, lr)
+            raise MixtaskError(
+                "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, --stage1-steps"
+            )
+        options = resume_options(resume, steps, size, stage1_steps, lr, job_weights)
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
@@ -108,7 +115,7 @@ def train_command(
             lr=TrainOptions.lr if lr is None else lr,  # None: not given (on --resume: keep the run's)
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
-            balance=balance.value, schedule=schedule.value, weighting=weighting.value,
+            balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
             res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
             synth=None if synth is None else str(synth), preview_every=preview_every,
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),

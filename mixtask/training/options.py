@@ -47,6 +47,7 @@ class TrainOptions:
     balance: str = "ema"  # "ema": divide each job's loss by its running mean; "none": raw sums
     schedule: str = "per-batch"  # one uniformly drawn job per step (the paper), or "joint": every job each step
     weighting: str = "equal"  # joint schedule: how job losses combine (training.weighting)
+    job_weights: str = ""  # per-batch schedule: "seg=3,inpaint=2" draws those jobs more often; "": uniform
     style_size: int | None = None  # short side of the style image for its Grams; None: `size`
     width: int = 32
     res_blocks: int = 5
@@ -85,6 +86,21 @@ def parse_style(text: str) -> StyleSpec:
     return StyleSpec(name.lower(), image)
 
 
+def parse_job_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """`--job-weights seg=3,inpaint=2` -> (("seg", 3.0), ("inpaint", 2.0)); jobs not named keep weight 1."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value) if sep else -1.0
+        except ValueError:
+            weight = -1.0
+        if not name.strip() or not weight >= 0:  # `not >=` also rejects NaN
+            raise MixtaskError(f"--job-weights: {item!r} is not JOB=WEIGHT with a weight >= 0 (e.g. seg=3)")
+        pairs.append((name.strip(), weight))
+    return tuple(pairs)
+
+
 def trains_base_first(arch: str) -> bool:
     """Whether an architecture trains in two stages of its own: its base, then per-task parts (Piggyback)."""
     from mixtask.archs import architecture_class, names  # imports the architecture, hence torch
@@ -114,12 +130,14 @@ def check_options(options: TrainOptions) -> None:
         (options.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (options.weighting in WEIGHTINGS, f"--weighting must be one of {', '.join(WEIGHTINGS)}"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
+        (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
         (min(options.log_every, options.preview_every, options.checkpoint_every) >= 0, "intervals must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:
             raise MixtaskError(message)
+    parse_job_weights(options.job_weights)
     check_arch_can_mix(options)
 
 
@@ -156,9 +174,10 @@ def resume_options(
     size: int | None = None,
     stage1: int | None = None,
     lr: float | None = None,
+    job_weights: str | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
-    new learning rate `lr` (a step decay by hand) or, while the run is still in stage 1, a new end of
+    new learning rate `lr` (a step decay by hand), new `job_weights` or, while the run is still in stage 1, a new end of
     stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
@@ -178,6 +197,8 @@ def resume_options(
         options = replace(options, size=size)
     if lr is not None:
         options = replace(options, lr=lr)
+    if job_weights is not None:
+        options = replace(options, job_weights=job_weights)
     check_options(options)
     return options
 

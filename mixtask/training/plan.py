@@ -8,7 +8,7 @@ from pathlib import Path
 from mixtask.errors import MixtaskError
 from mixtask.mixing import MixRule, derive_mixes, single_rule
 from mixtask.tasks import DEFAULT_MIXES, DEFAULT_TASKS, Task, TaskSet
-from mixtask.training.options import StyleSpec, TrainOptions, stage1_steps, trains_base_first
+from mixtask.training.options import StyleSpec, TrainOptions, parse_job_weights, stage1_steps, trains_base_first
 
 RESTORATION_TASKS = tuple(task for task in DEFAULT_TASKS if task.kind != "style")
 
@@ -57,6 +57,7 @@ class Plan:
     steps: int
     stage1_steps: int
     base_then_tasks: bool = False  # the architecture trains its base first (Piggyback; see `jobs`)
+    job_weights: tuple[tuple[str, float], ...] = ()  # --job-weights; a job not named has weight 1
 
     def stage_at(self, step: int) -> int:
         two_stages = self.method == 3 or self.base_then_tasks
@@ -75,6 +76,13 @@ class Plan:
             jobs += [Job(rule.label, rule, "synthesized", rule.vector) for rule in self.mixes]
             jobs += [Job(f"{rule.label}@synth", rule, "folder", rule.vector) for rule in self.folder_mixes]
         return tuple(jobs)
+
+    def draw_weights(self, stage: int) -> list[float] | None:
+        """How often each job of a stage is drawn, relative; None: uniformly (the paper)."""
+        if not self.job_weights:
+            return None
+        weights = dict(self.job_weights)
+        return [weights.get(job.name, 1.0) for job in self.jobs(stage)]
 
     def trained_mixes(self, steps_done: int) -> tuple[tuple[str, ...], ...]:
         """Mixes trained in the first `steps_done` steps (for the weights' metadata)."""
@@ -95,7 +103,20 @@ def build_plan(options: TrainOptions, folder_labels: tuple[str, ...] = ()) -> Pl
         folder = derive_mixes(task_set, folder_labels)
     except MixtaskError as error:
         raise MixtaskError(f"--synth {options.synth}: {error}") from None
-    return Plan(
+    plan = Plan(
         task_set, singles, mixes, folder, options.mix_method, options.steps, stage1_steps(options),
-        trains_base_first(options.arch),
+        trains_base_first(options.arch), parse_job_weights(options.job_weights),
     )  # fmt: skip
+    check_job_weights(plan)
+    return plan
+
+
+def check_job_weights(plan: Plan) -> None:
+    """--job-weights names jobs of this run, and leaves each stage something to draw."""
+    names = {job.name for stage in (1, 2) for job in plan.jobs(stage)}
+    for name, _ in plan.job_weights:
+        if name not in names:
+            raise MixtaskError(f"--job-weights: this run has no job {name!r} (its jobs: {', '.join(sorted(names))})")
+    for stage in (1, 2):
+        if sum(plan.draw_weights(stage) or [1.0]) <= 0:
+            raise MixtaskError(f"--job-weights: every job of stage {stage} has weight 0")

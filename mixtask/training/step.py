@@ -74,9 +74,13 @@ class StepResult:
 
 
 def draw_job(run: Run) -> Job:
-    """One job of the current stage, uniformly (the same draw on every rank)."""
-    jobs = run.plan.jobs(run.plan.stage_at(run.step))
-    index = int(torch.randint(len(jobs), (1,), generator=run.generators["jobs"]))
+    """One job of the current stage, uniformly or by --job-weights (the same draw on every rank)."""
+    stage = run.plan.stage_at(run.step)
+    jobs, weights = run.plan.jobs(stage), run.plan.draw_weights(stage)
+    if weights is None:
+        index = int(torch.randint(len(jobs), (1,), generator=run.generators["jobs"]))
+    else:
+        index = int(torch.multinomial(torch.tensor(weights), 1, generator=run.generators["jobs"]))
     return jobs[index]
 
 
