@@ -265,6 +265,7 @@ def test_job_weights_shift_the_draw_in_proportion():
         ("seg", "not JOB=WEIGHT"),
         ("seg=-1", "not JOB=WEIGHT"),
         ("seg=nan", "not JOB=WEIGHT"),
+        ("seg=inf", "not JOB=WEIGHT"),
         ("sharpen=2", "this run has no job 'sharpen'"),
         ("recon=0,inpaint=0,denoise=0,seg=0,style1=0", "every job of stage 1 has weight 0"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -91,14 +92,19 @@ def parse_job_weights(text: str) -> tuple[tuple[str, float], ...]:
     pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
-        try:
-            weight = float(value) if sep else -1.0
-        except ValueError:
-            weight = -1.0
-        if not name.strip() or not weight >= 0:  # `not >=` also rejects NaN
-            raise MixtaskError(f"--job-weights: {item!r} is not JOB=WEIGHT with a weight >= 0 (e.g. seg=3)")
+        weight = _job_weight(value) if sep else None
+        if not name.strip() or weight is None:
+            raise MixtaskError(f"--job-weights: {item!r} is not JOB=WEIGHT with a finite weight >= 0 (e.g. seg=3)")
         pairs.append((name.strip(), weight))
     return tuple(pairs)
+
+
+def _job_weight(text: str) -> float | None:
+    try:
+        weight = float(text)
+    except ValueError:
+        return None
+    return weight if math.isfinite(weight) and weight >= 0 else None
 
 
 def trains_base_first(arch: str) -> bool:
@@ -177,8 +183,8 @@ def resume_options(
     job_weights: str | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
-    new learning rate `lr` (a step decay by hand), new `job_weights` or, while the run is still in stage 1, a new end of
-    stage 1 (`stage1`)."""
+    new learning rate `lr` (a step decay by hand), new `job_weights` or, while the run is still in
+    stage 1, a new end of stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
