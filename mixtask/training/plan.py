@@ -77,12 +77,12 @@ class Plan:
             jobs += [Job(f"{rule.label}@synth", rule, "folder", rule.vector) for rule in self.folder_mixes]
         return tuple(jobs)
 
-    def draw_weights(self, stage: int) -> list[float] | None:
-        """How often each job of a stage is drawn, relative; None: uniformly (the paper)."""
+    def draw_weights(self, jobs: tuple[Job, ...]) -> list[float] | None:
+        """How often each of `jobs` is drawn, relative; None: uniformly (the paper)."""
         if not self.job_weights:
             return None
         weights = dict(self.job_weights)
-        return [weights.get(job.name, 1.0) for job in self.jobs(stage)]
+        return [weights.get(job.name, 1.0) for job in jobs]
 
     def trained_mixes(self, steps_done: int) -> tuple[tuple[str, ...], ...]:
         """Mixes trained in the first `steps_done` steps (for the weights' metadata)."""
@@ -118,5 +118,5 @@ def check_job_weights(plan: Plan) -> None:
         if name not in names:
             raise MixtaskError(f"--job-weights: this run has no job {name!r} (its jobs: {', '.join(sorted(names))})")
     for stage in (1, 2):
-        if sum(plan.draw_weights(stage) or [1.0]) <= 0:
+        if sum(plan.draw_weights(plan.jobs(stage)) or [1.0]) <= 0:
             raise MixtaskError(f"--job-weights: every job of stage {stage} has weight 0")

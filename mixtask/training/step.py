@@ -75,8 +75,8 @@ class StepResult:
 
 def draw_job(run: Run) -> Job:
     """One job of the current stage, uniformly or by --job-weights (the same draw on every rank)."""
-    stage = run.plan.stage_at(run.step)
-    jobs, weights = run.plan.jobs(stage), run.plan.draw_weights(stage)
+    jobs = run.plan.jobs(run.plan.stage_at(run.step))
+    weights = run.plan.draw_weights(jobs)
     if weights is None:
         index = int(torch.randint(len(jobs), (1,), generator=run.generators["jobs"]))
     else:
