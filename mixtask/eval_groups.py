@@ -59,7 +59,7 @@ def seg_metrics(output: torch.Tensor, target: torch.Tensor, truth: torch.Tensor)
 
 def style_metrics(ctx: Context, reference: StyleReference, output: torch.Tensor, content: torch.Tensor):
     """Style and content distances (VGG) and the Fréchet distance to the style's crops (EffNet)."""
-    values: dict[str, float] = {}
+    values = _means({"layout_correlation": metrics.layout_correlation(output, content)})
     vgg, effnet = ctx.backbones.vgg, ctx.backbones.effnet
     if vgg is not None and reference.grams is not None:
         features = ctx.features(vgg, output)

@@ -20,6 +20,7 @@ PIXEL_COLUMNS = {
 STYLE_COLUMNS = {
     "style_distance": ("style dist.", "{:.3f}"),
     "content_distance": ("content dist.", "{:.3f}"),
+    "layout_correlation": ("layout corr.", "{:.3f}"),
     "fd": ("FD-EffNetLite0", "{:.1f}"),
 }
 PIXEL_CAPTION = (

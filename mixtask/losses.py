@@ -60,6 +60,29 @@ def l2(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output.float(), target.float())
 
 
+def l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error (float32): the pixel loss against a style teacher's rendering (`--style-loss
+    teacher`); sharper than L2 where the student cannot match the teacher's brush strokes exactly."""
+    return F.l1_loss(output.float(), target.float())
+
+
+def mask_losses(gate_logit: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Direct supervision of the object mask (`--seg-loss mask`): BCE on the gated head's gate logit and
+    soft Dice on its sigmoid, against the mask (both (B, 1, H, W); float32 scalars).
+
+    Why: the L2 to `x * mask` gives a gradient proportional to pixel brightness, and its optimum under
+    uncertainty is a dimmed photo. BCE gives every pixel the same pull towards in or out, and Dice
+    weighs the object as a whole, so small objects are not drowned by background pixels.
+    """
+    logit, mask = gate_logit.float(), mask.float()
+    bce = F.binary_cross_entropy_with_logits(logit, mask)
+    probability = torch.sigmoid(logit)
+    overlap = (probability * mask).flatten(1).sum(1)
+    total = probability.flatten(1).sum(1) + mask.flatten(1).sum(1)
+    dice = 1 - ((2 * overlap + 1) / (total + 1)).mean()
+    return {"bce": bce, "dice": dice}
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C) Gram matrices normalised by C*H*W, in float32 (Johnson et al.)."""
     b, c, h, w = features.shape

@@ -65,6 +65,24 @@ def iou(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, intersection / union.clamp_min(1), torch.ones_like(union))
 
 
+LAYOUT_SIDE = 32
+
+
+def layout_correlation(output: torch.Tensor, content: torch.Tensor, side: int = LAYOUT_SIDE) -> torch.Tensor:
+    """Per image, the Pearson correlation of the grey layouts of output and content, each box-downsampled
+    to side x side: whether a stylised image still shows its photo (1: the same light and dark layout,
+    0: none of it, < 0: inverted). Grey is the mean of R, G and B."""
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        grey = x.float().mean(dim=1, keepdim=True)
+        small = torch.nn.functional.adaptive_avg_pool2d(grey, side).flatten(1)
+        return small - small.mean(dim=1, keepdim=True)
+
+    a, b = layout(output), layout(content)
+    norms = a.norm(dim=1) * b.norm(dim=1)
+    return (a * b).sum(dim=1) / norms.clamp_min(1e-12)
+
+
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """||value - reference||² / ||reference||² per image (reference broadcast over the batch)."""
     value = value.float()

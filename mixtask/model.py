@@ -13,8 +13,9 @@ This module knows nothing of files or task names: `c` is just a tensor.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -162,6 +163,24 @@ def input_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.sqrt(var + NormFiLM.eps)
 
 
+_gate_logits: list[torch.Tensor] | None = None  # where `recording_gates` collects the gated head's gate logits
+
+
+@contextlib.contextmanager
+def recording_gates() -> Iterator[list[torch.Tensor]]:
+    """Collect the gate logits (B, 1, H, W) of every gated head that runs inside the block, in call order.
+
+    For seg the gate is the object mask (the output is gate x input, black elsewhere), so training can
+    supervise it directly (`--seg-loss mask`) and a cut-out can read it as alpha; every architecture
+    with the gated head supports this, as they all go through `apply_gated_head`."""
+    global _gate_logits
+    previous, _gate_logits = _gate_logits, []
+    try:
+        yield _gate_logits
+    finally:
+        _gate_logits = previous
+
+
 def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """The gated output head (config `head="gated"`, our change to the paper): y from raw, in fp32.
 
@@ -179,6 +198,8 @@ def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std
     network can know) or leaves them absolute (style, black background). mean/std: x's.
     """
     raw, x = raw.float(), x.float()
+    if _gate_logits is not None:
+        _gate_logits.append(raw[:, 3:4])
     colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
     generated = colour * (blend * std + (1 - blend)) + blend * mean
     return torch.lerp(generated, x, gate)

@@ -29,6 +29,20 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
     return model.eval()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Style-teacher renderings of test data go to a temporary cache, never the user's ~/.cache."""
+    import os
+
+    previous = os.environ.get("MIXTASK_CACHE")
+    os.environ["MIXTASK_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MIXTASK_CACHE", None)
+    else:
+        os.environ["MIXTASK_CACHE"] = previous
+
+
 @pytest.fixture
 def tiny_weights(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.safetensors"

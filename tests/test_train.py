@@ -65,7 +65,7 @@ def tiny_options(assets, out: Path, n_styles: int = 1, **changes) -> TrainOption
     specs = tuple(StyleSpec(f"style{i}", str(assets["root"] / f"style{i}.png")) for i in range(1, n_styles + 1))
     options = TrainOptions(
         str(assets["data"]), str(out), specs, steps=4, size=32, batch=2, vgg=str(assets["vgg"]), width=4,
-        res_blocks=1, precision="fp32", device="cpu", preview_every=0, checkpoint_every=0,
+        res_blocks=1, precision="fp32", device="cpu", preview_every=0, checkpoint_every=0, style_loss="perceptual",
     )  # fmt: skip
     return replace(options, **changes)
 
@@ -100,6 +100,8 @@ def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
     run = setup_run(tiny_options(assets, tmp_path / "run", adversarial_weight=0.0), _no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == "seg")
     assert run.disc is None
+    assert set(optimize(run, job, prepare(run, job))) == {"seg", "seg.bce", "seg.dice", "total"}
+    run = setup_run(tiny_options(assets, tmp_path / "l2", adversarial_weight=0.0, seg_loss="l2"), _no_ddp())
     assert set(optimize(run, job, prepare(run, job))) == {"seg", "total"}
 
 

@@ -9,7 +9,21 @@ from __future__ import annotations
 import typer
 
 from mixtask import __version__
-from mixtask.cli import apply, bench, compare, curves, damage, evaluate, info, snapshot, sweep, synth, tasks, train
+from mixtask.cli import (
+    apply,
+    bench,
+    compare,
+    curves,
+    damage,
+    evaluate,
+    info,
+    label,
+    snapshot,
+    sweep,
+    synth,
+    tasks,
+    train,
+)  # fmt: skip
 
 app = typer.Typer(
     name="mixtask",
@@ -33,7 +47,7 @@ def _root(
     """Many image translations, and mixes of them, from one FiLM-conditioned network."""
 
 
-for module in (apply, sweep, damage, tasks, info, train, synth, snapshot, curves, evaluate, bench, compare):
+for module in (apply, sweep, damage, tasks, info, label, train, synth, snapshot, curves, evaluate, bench, compare):
     module.register(app)
 
 

@@ -24,6 +24,12 @@ RESUME_HELP = (
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
+STYLE_LOSS_HELP = (
+    "teacher: L1 to renderings by the Magenta style teacher (--teachers), made once per photo; "
+    "perceptual: the paper's VGG content + Gram loss."
+)
+SEG_LOSS_HELP = "mask: L2 on the image plus BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
+INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
     "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "
     "(jobs: recon, the tasks, the mixes; others keep 1).  [default: uniform]"
@@ -36,6 +42,16 @@ class Head(str, Enum):
 
 
 Arch = Enum("Arch", {name: name for name in archs.names()}, type=str)  # one place to add one: the registry
+
+
+class StyleLoss(str, Enum):
+    teacher = "teacher"
+    perceptual = "perceptual"
+
+
+class SegLoss(str, Enum):
+    mask = "mask"
+    l2 = "l2"
 
 
 class Balance(str, Enum):
@@ -77,6 +93,12 @@ def train_command(
     style_weight: float = typer.Option(10.0, "--style-weight", help="Perceptual loss: Gram (style) term."),
     tv_weight: float = typer.Option(50.0, "--tv-weight", help="Perceptual loss: total variation term."),
     adversarial_weight: float = typer.Option(0.01, "--adversarial-weight", help="Seg PatchGAN weight; 0: off."),
+    style_loss: StyleLoss = typer.Option(StyleLoss.teacher, "--style-loss", help=STYLE_LOSS_HELP),
+    seg_loss: SegLoss = typer.Option(SegLoss.mask, "--seg-loss", help=SEG_LOSS_HELP),
+    mask_weight: float = typer.Option(1.0, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."),
+    teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder [default: ../shared/teachers]"),
+    init: Path = typer.Option(None, "--init", help=INIT_HELP),
+    masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
     balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
     schedule: Schedule = typer.Option(Schedule.per_batch, "--schedule", help=SCHEDULE_HELP),
     weighting: Weighting = typer.Option(Weighting.equal, "--weighting", help=WEIGHTING_HELP),
@@ -115,6 +137,9 @@ def train_command(
             lr=TrainOptions.lr if lr is None else lr,  # None: not given (on --resume: keep the run's)
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
+            style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
+            teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
+            mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
             res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
             synth=None if synth is None else str(synth), preview_every=preview_every,

@@ -3,6 +3,9 @@
 - `clean`: a random photo, a random square crop whose side is uniform in [size, short side]
   (so 1x to 2x zoom-out with the default `max_side = 2 * size`), resized to `size`, randomly
   mirrored. Inputs of recon / inpaint / denoise / style, and the targets of the restoration tasks.
+- `styled`: optional renderings of every photo and cut-out by a style teacher
+  (`mixtask.training.teachers`), cropped with the same window: `clean(batch, styled=True)` and
+  `segmentation(batch, styled=True)` return them as channels after RGB (3 per style).
 - `segmentation`: images and masks in [0, 1]. Each sample is either a composite (a random cut-out
   with its long side 25-70 % of `size`, alpha-pasted at a random place on a clean crop; the mask
   is exactly the pasted alpha) or a photo + mask pair (pseudo-labels: 30 % of samples by default,
@@ -56,27 +59,47 @@ def composite(background: torch.Tensor, cutout: torch.Tensor, top: int, left: in
     """Alpha-paste a premultiplied float RGBA `cutout` (4, h, w) onto `background` (3, S, S).
 
     Returns (image, mask): the mask is the cut-out's alpha where it was pasted, 0 elsewhere.
+    Extra colour channels (styled renderings) follow alpha in the cut-out and RGB in the background.
     """
     height, width = cutout.shape[-2:]
-    image, alpha = background.clone(), cutout[3:]
+    image, alpha = background.clone(), cutout[3:4]
     region = image[:, top : top + height, left : left + width]
-    region.mul_(1 - alpha).add_(cutout[:3])
+    region.mul_(1 - alpha).add_(torch.cat([cutout[:3], cutout[4:]]))
     mask = background.new_zeros(1, *background.shape[-2:])
     mask[:, top : top + height, left : left + width] = alpha
     return image, mask
 
 
 def premultiplied(cutout: torch.Tensor, max_side: int) -> torch.Tensor:
-    """Straight RGBA uint8 -> premultiplied RGBA uint8, long side at most `max_side`.
+    """Straight RGBA uint8 (plus optional colour channels after alpha) -> premultiplied uint8, long side at
+    most `max_side`.
 
     Done once per run: resizing premultiplied colour leaves no dark fringes, and resizing a
-    small uint8 cut-out per sample is cheap.
+    small uint8 cut-out per sample is cheap. A 1-bit alpha (Scratch costumes) is feathered first,
+    so that pasted cut-outs have no jagged edge that would tell the network where to cut.
     """
     rgba = cutout.float()
-    rgba = torch.cat([rgba[:3] * rgba[3:] / 255, rgba[3:]])
+    alpha = feathered(rgba[3:4])
+    rgba = torch.cat([rgba[:3] * alpha / 255, alpha, rgba[4:] * alpha / 255])
     scale = min(1.0, max_side / max(rgba.shape[-2:]))
     height, width = (max(1, round(n * scale)) for n in rgba.shape[-2:])
     return resize(rgba, height, width).round_().clamp_(0, 255).to(torch.uint8)
+
+
+FEATHER_SIGMA = 0.8  # pixels, at the cut-out's decoded size
+
+
+def feathered(alpha: torch.Tensor) -> torch.Tensor:
+    """(1, h, w) float alpha in 0..255; a 1-bit one (only 0 and 255) gets a slight Gaussian blur."""
+    if bool(((alpha > 0) & (alpha < 255)).any()):
+        return alpha
+    radius = 2
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / FEATHER_SIGMA) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(alpha[None], (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
+    return blurred[0]
 
 
 def usable_masks(dataset: Dataset) -> list[int]:
@@ -88,14 +111,18 @@ def usable_masks(dataset: Dataset) -> list[int]:
 class SampleMaker:
     """Seeded batches of clean crops and segmentation examples from one `Dataset`."""
 
-    def __init__(self, dataset: Dataset, size: int, seed: int, *, mask_fraction: float | None = None):
+    def __init__(self, dataset: Dataset, size: int, seed: int, *, mask_fraction: float | None = None, styled=None):
+        """`styled`: (photos, cut-outs), each a tuple of (3 x styles, H, W) uint8 renderings aligned with
+        the dataset's photos and cut-outs, or None."""
         if size < 8:
             raise MixtaskError(f"training size must be at least 8 px (got {size})")
         self.dataset, self.size = dataset, size
         self.generator = torch.Generator().manual_seed(seed)
+        self.styled_photos = styled[0] if styled else None
+        cutouts = dataset.cutouts if not styled else [torch.cat(pair) for pair in zip(dataset.cutouts, styled[1])]
         with one_thread():
             self.mask_pool = usable_masks(dataset)
-            self.cutouts = [premultiplied(c, math.ceil(CUTOUT_SCALE[1] * size)) for c in dataset.cutouts]
+            self.cutouts = [premultiplied(c, math.ceil(CUTOUT_SCALE[1] * size)) for c in cutouts]
         self.mask_fraction = self._mask_fraction(mask_fraction)
 
     def _mask_fraction(self, requested: float | None) -> float:
@@ -142,48 +169,60 @@ class SampleMaker:
         crop = resize(window, self.size, self.size)
         return crop.flip(-1) if self._coin() else crop
 
-    def _clean_one(self) -> torch.Tensor:
-        photo = self.dataset.photos[self._randint(0, len(self.dataset.photos) - 1)]
-        return self._crop(photo) / 255
+    def _photo(self, index: int, styled: bool) -> list[torch.Tensor]:
+        """Photo `index`, and its styled renderings after it when asked for."""
+        if not styled:
+            return [self.dataset.photos[index]]
+        if self.styled_photos is None:
+            raise MixtaskError("styled samples were asked for, but this sample maker has no style renderings")
+        return [self.dataset.photos[index], self.styled_photos[index]]
 
-    def _pair_one(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _clean_one(self, styled: bool = False) -> torch.Tensor:
+        index = self._randint(0, len(self.dataset.photos) - 1)
+        return self._crop(*self._photo(index, styled)) / 255
+
+    def _pair_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.mask_pool[self._randint(0, len(self.mask_pool) - 1)]
-        crop = self._crop(self.dataset.photos[index], self.dataset.masks[index]) / 255
-        return crop[:3], crop[3:]
+        crop = self._crop(*self._photo(index, styled), self.dataset.masks[index]) / 255
+        return crop[:-1], crop[-1:]
 
-    def _cutout_one(self) -> torch.Tensor:
-        """A random cut-out, premultiplied, long side 25-70 % of size, maybe mirrored: (4, h, w) float."""
+    def _cutout_one(self, styled: bool = False) -> torch.Tensor:
+        """A random cut-out, premultiplied, long side 25-70 % of size, maybe mirrored: (4, h, w) float
+        (with its styled colours after alpha when `styled`)."""
         cutout = self.cutouts[self._randint(0, len(self.cutouts) - 1)]
+        cutout = cutout if styled else cutout[:4]
         scale = self._uniform(*CUTOUT_SCALE) * self.size / max(cutout.shape[-2:])
         height, width = (max(1, round(n * scale)) for n in cutout.shape[-2:])
         cutout = resize(cutout, height, width) / 255
         return cutout.flip(-1) if self._coin() else cutout
 
-    def _composite_one(self) -> tuple[torch.Tensor, torch.Tensor]:
-        background, cutout = self._clean_one(), self._cutout_one()
+    def _composite_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        background, cutout = self._clean_one(styled), self._cutout_one(styled)
         top = self._randint(0, self.size - cutout.shape[-2])
         left = self._randint(0, self.size - cutout.shape[-1])
         return composite(background, cutout, top, left)
 
-    def _segmentation_one(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._pair_one() if self._coin(self.mask_fraction) else self._composite_one()
+    def _segmentation_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pair_one(styled) if self._coin(self.mask_fraction) else self._composite_one(styled)
 
     # ------------------------------------------------------------------ batches
 
-    def clean(self, batch: int) -> torch.Tensor:
-        """(B, 3, size, size) float in [0, 1]: random crops of random photos."""
+    def clean(self, batch: int, styled: bool = False) -> torch.Tensor:
+        """(B, 3, size, size) float in [0, 1]: random crops of random photos (3 more channels per style
+        after RGB, the same crops of the styled renderings, when `styled`)."""
         with one_thread():
-            return torch.stack([self._clean_one() for _ in range(batch)])
+            return torch.stack([self._clean_one(styled) for _ in range(batch)])
 
-    def segmentation(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 3, size, size) and masks (B, 1, size, size), both float in [0, 1]."""
+    def segmentation(self, batch: int, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 3, size, size) and masks (B, 1, size, size), both float in [0, 1] (with styled
+        channels after RGB when `styled`, as in `clean`)."""
         if not self.dataset.cutouts and not self.mask_pool:
             raise MixtaskError(
                 f"{self.dataset.root} has no segmentation examples: add RGBA cut-outs in cutouts/ or masks "
                 f"in masks/<name>/ (masks with < {MIN_MASK_COVERAGE:.0%} foreground are not used)"
             )
         with one_thread():
-            images, masks = zip(*(self._segmentation_one() for _ in range(batch)))
+            images, masks = zip(*(self._segmentation_one(styled) for _ in range(batch)))
             return torch.stack(images), torch.stack(masks)
 
     def corrupt(self, kind: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

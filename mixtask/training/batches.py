@@ -22,13 +22,19 @@ class Batch:
     clean: torch.Tensor
     mask: torch.Tensor | None = None
     target: torch.Tensor | None = None
+    styled: torch.Tensor | None = None  # --style-loss teacher: the teacher's renderings of `clean`, 3 channels a style
 
 
-def draw_clean(sampler, rule: MixRule | None, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Clean images, plus object masks when seg is a member."""
+def teacher_styled(run: Run, rule: MixRule | None) -> bool:
+    """Whether a job's batch carries the style teacher's renderings (a style member under --style-loss teacher)."""
+    return run.options.style_loss == "teacher" and rule is not None and bool(rule.styles)
+
+
+def draw_clean(sampler, rule: MixRule | None, batch: int, styled: bool = False):
+    """Clean images (with styled channels when `styled`), plus object masks when seg is a member."""
     if rule is not None and rule.needs_mask:
-        return sampler.segmentation(batch)
-    return sampler.clean(batch), None
+        return sampler.segmentation(batch, styled=styled)
+    return sampler.clean(batch, styled=styled), None
 
 
 def make_batch(run: Run, job: Job, sampler, generator: torch.Generator, batch: int) -> Batch:
@@ -36,10 +42,11 @@ def make_batch(run: Run, job: Job, sampler, generator: torch.Generator, batch: i
     if job.source == "folder":
         inputs, targets = run.folder.sample(job.rule.label, batch, generator)
         return Batch(inputs, _vectors(job, batch), targets, None, targets)
-    clean, mask = draw_clean(sampler, job.rule, batch)
+    clean, mask = draw_clean(sampler, job.rule, batch, styled=teacher_styled(run, job.rule))
+    clean, styled = (clean[:, :3], clean[:, 3:]) if clean.shape[1] > 3 else (clean, None)
     inputs = clean if job.rule is None else corrupt_input(job.rule, clean, run.corruptions, generator)
     target = clean if job.source == "recon" else None
-    return Batch(inputs, _vectors(job, batch), clean, mask, target)
+    return Batch(inputs, _vectors(job, batch), clean, mask, target, styled)
 
 
 def _vectors(job: Job, batch: int) -> torch.Tensor:
@@ -54,7 +61,7 @@ def to_device(batch: Batch, run: Run) -> Batch:
             return None if x is None else x.to(run.device, non_blocking=True)
         return x.to(run.device, non_blocking=True).contiguous(memory_format=memory_format)
 
-    return Batch(move(batch.input), move(batch.vector), move(batch.clean), move(batch.mask), move(batch.target))
+    return Batch(*(move(x) for x in (batch.input, batch.vector, batch.clean, batch.mask, batch.target, batch.styled)))
 
 
 def stylizer(run: Run) -> Callable:
@@ -62,9 +69,23 @@ def stylizer(run: Run) -> Callable:
     return make_stylizer(run.teacher, run.plan.task_set, lambda: ddp.autocast(run.device, run.dtype))
 
 
+def teacher_renderings(run: Run, batch: Batch) -> Callable:
+    """`stylize(images, style_name)` that returns the style teacher's rendering of the batch's clean images."""
+    names = [spec.name for spec in run.options.styles]
+
+    def stylize(images, name: str):
+        if images is not batch.clean:  # a rendering of a rendering: mixes of two styles are refused anyway
+            raise ValueError("the style teacher rendered the clean images only")
+        index = names.index(name)
+        return batch.styled[:, 3 * index : 3 * index + 3].float()
+
+    return stylize
+
+
 def add_synthesized_target(run: Run, job: Job, batch: Batch) -> Batch:
-    """Method 3: the stage-1 model renders the mix's target (on the device, after the move)."""
+    """Method 3: the mix's target, its style part rendered by the stage-1 model (the paper) or taken from the
+    style teacher's renderings (--style-loss teacher); on the device, after the move."""
     if job.source != "synthesized":
         return batch
-    target = render_target(job.rule, batch.clean, batch.mask, stylizer(run))
-    return replace(batch, target=target)
+    stylize = teacher_renderings(run, batch) if teacher_styled(run, job.rule) else stylizer(run)
+    return replace(batch, target=render_target(job.rule, batch.clean, batch.mask, stylize))

@@ -15,6 +15,8 @@ HEADS = ("gated", "rgb")  # as model.HEADS (not imported: options load without t
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("per-batch", "joint")
 WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm")  # as training.weighting.WEIGHTINGS (that one needs torch)
+STYLE_LOSSES = ("teacher", "perceptual")
+SEG_LOSSES = ("mask", "l2")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class TrainOptions:
     style_weight: float = 10.0
     tv_weight: float = 50.0
     adversarial_weight: float = 0.01  # 0 turns the PatchGAN off
+    style_loss: str = "teacher"  # "teacher": L1 to the Magenta teacher's renderings; "perceptual": the paper's VGG loss
+    seg_loss: str = "mask"  # "mask": L2 plus BCE + Dice on the gated head's gate; "l2": the paper's L2 alone
+    mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
+    teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
+    mask_set: str | None = None  # masks/<name>/ to train seg on when the data has several; None: the only one
+    init: str | None = None  # a weights file to start the network from (a warm start), same tasks and architecture
     balance: str = "ema"  # "ema": divide each job's loss by its running mean; "none": raw sums
     schedule: str = "per-batch"  # one uniformly drawn job per step (the paper), or "joint": every job each step
     weighting: str = "equal"  # joint schedule: how job losses combine (training.weighting)
@@ -73,6 +81,8 @@ class TrainOptions:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values.setdefault("head", "rgb")  # runs started before output heads existed
+        values.setdefault("style_loss", "perceptual")  # and before the teacher recipe (the paper's losses)
+        values.setdefault("seg_loss", "l2")
         values["styles"] = tuple(StyleSpec(**style) for style in values.get("styles", ()))
         if values.get("mixes") is not None:
             values["mixes"] = tuple(values["mixes"])
@@ -135,6 +145,10 @@ def check_options(options: TrainOptions) -> None:
         (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
         (options.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (options.weighting in WEIGHTINGS, f"--weighting must be one of {', '.join(WEIGHTINGS)}"),
+        (options.style_loss in STYLE_LOSSES, f"--style-loss must be one of {', '.join(STYLE_LOSSES)}"),
+        (options.seg_loss in SEG_LOSSES, f"--seg-loss must be one of {', '.join(SEG_LOSSES)}"),
+        (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
+        (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),

@@ -22,7 +22,7 @@ def load_training_data(options: TrainOptions):
     if not Path(options.data).is_dir():
         raise MixtaskError(f"data folder {options.data} not found")
     max_side = options.max_side or default_max_side(options.size)
-    return load_dataset(options.data, split="train", max_side=max_side, warn=warn)
+    return load_dataset(options.data, split="train", max_side=max_side, warn=warn, mask_set=options.mask_set)
 
 
 def load_style_image(spec: StyleSpec) -> torch.Tensor:
@@ -43,8 +43,12 @@ def loss_weights(options: TrainOptions):
 
 
 def setup_styles(run: Run) -> None:
-    """VGG, the perceptual loss and each style's Gram targets, computed once (Table 1)."""
+    """VGG, the perceptual loss and each style's Gram targets, computed once (Table 1); or, with
+    --style-loss teacher, the teacher's renderings of every training photo and cut-out."""
     if not run.options.styles:
+        return
+    if run.options.style_loss == "teacher":
+        run.style_images = {spec.name: load_style_image(spec) for spec in run.options.styles}
         return
     from mixtask.backbones import load_vgg
     from mixtask.losses import PerceptualLoss, style_targets
@@ -96,6 +100,42 @@ def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torc
     return net
 
 
+def render_styles(options: TrainOptions, dataset) -> tuple[tuple | None, dict[str, dict]]:
+    """--style-loss teacher: every photo and cut-out rendered once per style by the Magenta teacher, cached
+    (`teachers.render_cache`) -> ((photos, cut-outs) with 3 channels a style, each style's teacher provenance)."""
+    if options.style_loss != "teacher" or not options.styles:
+        return None, {}
+    from mixtask.training.teachers import StyleTeacher, default_teacher_dir, render_cache, render_dataset
+
+    folder = Path(options.teachers) if options.teachers else default_teacher_dir()
+    photos, cutouts, provenance = [], [], {}
+    for spec in options.styles:
+        if not Path(spec.image).is_file():
+            raise MixtaskError(f"style image for {spec.name!r} not found: {spec.image}")
+        teacher = StyleTeacher(folder, Path(spec.image))
+        provenance[spec.name] = teacher.provenance()
+        styled = render_dataset(dataset, teacher, render_cache(dataset, provenance[spec.name]))
+        photos.append(styled[0])
+        cutouts.append(styled[1])
+    joined = tuple(tuple(torch.cat(parts) for parts in zip(*per_style)) for per_style in (photos, cutouts))
+    return joined, provenance
+
+
+def warm_start(net: torch.nn.Module, path: str, task_set: TaskSet) -> None:
+    """--init: the network's weights from a weights file with the same architecture and tasks."""
+    from mixtask.weights import load_weights
+
+    model, info = load_weights(path)
+    if info.task_set.names != task_set.names:
+        theirs, ours = ", ".join(info.task_set.names), ", ".join(task_set.names)
+        raise MixtaskError(f"--init {path}: its tasks ({theirs}) are not this run's ({ours})")
+    try:
+        net.load_state_dict(model.state_dict())
+    except RuntimeError:
+        same = "--arch, --width, --res-blocks, --film-layers and --head"
+        raise MixtaskError(f"--init {path}: its network is not this run's: give the same {same}") from None
+
+
 def setup_run(options: TrainOptions, ctx: ddp.DistContext) -> Run:
     """Build data, model, optimisers and losses for a new run (or one about to be restored)."""
     from mixtask.data import CORRUPTIONS, SampleMaker
@@ -108,12 +148,16 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext) -> Run:
     dataset = load_training_data(options)
     torch.manual_seed(options.seed)  # same initial weights on every rank
     net = build_network(options, plan.task_set, ctx.device)
-    sampler = SampleMaker(dataset, options.size, seed=rank_seed(options, ctx))
+    if options.init:
+        warm_start(net, options.init, plan.task_set)  # a resume then loads the checkpoint's weights over these
+    styled, style_teachers = render_styles(options, dataset)
+    sampler = SampleMaker(dataset, options.size, seed=rank_seed(options, ctx), styled=styled)
     run = Run(
         options, plan, ctx, ddp.autocast_dtype(options.precision, ctx.device), ddp.wrap_model(net, ctx), net,
         torch.optim.Adam(net.parameters(), lr=options.lr), dataset, sampler, make_generators(options, ctx),
         dict(CORRUPTIONS), folder=folder,
     )  # fmt: skip
+    run.styled, run.style_teachers = styled, style_teachers
     run.scaler = torch.amp.GradScaler("cuda", enabled=run.dtype == torch.float16)
     setup_styles(run)
     setup_discriminator(run)

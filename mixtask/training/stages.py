@@ -30,8 +30,8 @@ def enter_stage2(run: Run) -> None:
 
     Called before every step, so it also tells the network the stage of the step to come."""
     tell_stage(run)
-    if run.plan.stage_at(run.step) == 1 or run.teacher is not None:
-        return
+    if run.plan.stage_at(run.step) == 1 or run.teacher is not None or run.options.style_loss == "teacher":
+        return  # with the style teacher, mixes take their style part from its renderings: no stage-1 model
     run.teacher = frozen_copy(run.net)
     if run.ctx.is_main:
         export(run, Path(run.options.out) / STAGE1_NAME, stage=1)

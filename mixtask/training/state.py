@@ -34,6 +34,8 @@ class Run:
     perceptual: torch.nn.Module | None = None
     style_grams: dict[str, dict] = field(default_factory=dict)
     style_images: dict[str, torch.Tensor] = field(default_factory=dict)
+    styled: tuple | None = None  # --style-loss teacher: (photos, cut-outs) renderings, 3 channels a style
+    style_teachers: dict[str, dict] = field(default_factory=dict)  # style name -> the teacher's provenance
     teacher: torch.nn.Module | None = None
     folder: object | None = None
     scaler: torch.amp.GradScaler | None = None  # only for fp16 on CUDA

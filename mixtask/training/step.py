@@ -13,21 +13,31 @@ import torch
 
 from mixtask import distributed as ddp
 from mixtask.mixing import KIND_ROLES
-from mixtask.training.batches import Batch, add_synthesized_target, make_batch, to_device
+from mixtask.model import recording_gates
+from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_renderings, to_device
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
 
 
-def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Batch):
-    """One member's own loss (Table 1) -> (terms, discriminator inputs or None)."""
+def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None):
+    """One member's own loss (Table 1, or our recipe's: `--style-loss`, `--seg-loss`) -> (terms, discriminator
+    inputs or None). `gate`: the gated head's gate logit when the seg mask is supervised directly."""
     loss = KIND_ROLES[kind].loss
+    if loss == "perceptual" and run.options.style_loss == "teacher":
+        from mixtask.losses import l1
+
+        return {name: l1(output, teacher_renderings(run, batch)(batch.clean, name))}, None
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
-    from mixtask.losses import adversarial_losses, l2
+    from mixtask.losses import adversarial_losses, l2, mask_losses
 
     target = batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
     terms = {name: l2(output, target)}
+    if gate is not None:
+        mask_terms = mask_losses(gate, batch.mask)
+        terms |= {f"{name}.{key}": value for key, value in mask_terms.items()}
+        terms[name] = terms[name] + run.options.mask_weight * sum(mask_terms.values())
     if loss != "l2+adversarial" or run.disc is None:
         return terms, None
     generator_loss, _ = adversarial_losses(run.disc, output, target, condition=batch.input)
@@ -36,7 +46,14 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     return terms, (output.detach(), target, batch.input)
 
 
-def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch):
+def supervises_gate(run: Run, job: Job) -> bool:
+    """--seg-loss mask: the single seg task's gate logit is trained against the mask (in a mix the gate is not
+    the mask: scratches inside the object are generated, a styled object is not passed through)."""
+    rule = job.rule
+    return run.options.seg_loss == "mask" and job.source == "members" and rule.needs_mask and not rule.is_mix
+
+
+def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
     from mixtask.losses import l2
 
@@ -44,7 +61,7 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch):
         return {"total": l2(output, batch.target)}, None
     terms, disc_inputs = {}, None
     for name, kind in zip(job.rule.names, job.rule.kinds):
-        member_terms, member_disc = member_loss(run, name, kind, output, batch)
+        member_terms, member_disc = member_loss(run, name, kind, output, batch, gate)
         terms |= member_terms
         disc_inputs = disc_inputs or member_disc
     terms["total"] = sum(terms[name] for name in job.rule.names)
@@ -98,8 +115,10 @@ def optimize(run: Run, job: Job, batch: Batch) -> dict[str, float]:
     run.model.train()
     with ddp.autocast(run.device, run.dtype):
         batch = add_synthesized_target(run, job, batch)
-        output = run.model(batch.input, batch.vector)
-        terms, disc_inputs = job_losses(run, job, output.float(), batch)
+        with recording_gates() as gates:
+            output = run.model(batch.input, batch.vector)
+        gate = gates[-1] if gates and supervises_gate(run, job) else None
+        terms, disc_inputs = job_losses(run, job, output.float(), batch, gate)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(terms["total"] / loss_scale(run, job.name, terms["total"])).backward()
     run.scaler.step(run.optimizer)
@@ -152,8 +171,14 @@ def joint_losses(run: Run, jobs: tuple[Job, ...], batches: list[Batch]) -> list:
     """(terms, discriminator inputs) per job, from one forward over all batches (each sample has its job's vector)."""
     batches = [add_synthesized_target(run, job, batch) for job, batch in zip(jobs, batches)]
     inputs, vectors = torch.cat([batch.input for batch in batches]), torch.cat([batch.vector for batch in batches])
-    outputs = run.model(inputs, vectors).float().split([len(batch.input) for batch in batches])
-    return [job_losses(run, job, output, batch) for job, output, batch in zip(jobs, outputs, batches)]
+    sizes = [len(batch.input) for batch in batches]
+    with recording_gates() as recorded:
+        outputs = run.model(inputs, vectors).float().split(sizes)
+    gates = recorded[-1].split(sizes) if recorded else [None] * len(jobs)
+    return [
+        job_losses(run, job, output, batch, gate if supervises_gate(run, job) else None)
+        for job, output, batch, gate in zip(jobs, outputs, batches, gates)
+    ]
 
 
 def optimize_joint(run: Run, jobs: tuple[Job, ...], batches: list[Batch]) -> dict[str, float]:

@@ -1,0 +1,234 @@
+"""The training recipe that learns fast on a CPU: style teacher, direct mask supervision, warm start.
+
+The teachers' own tests use the real ONNX files in ../shared/teachers (skipped where they or ONNX
+Runtime are missing); everything else runs on tiny data with a stand-in teacher.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixtask import metrics
+from mixtask.data import SampleMaker, load_dataset
+from mixtask.data.sampling import feathered
+from mixtask.errors import MixtaskError
+from mixtask.losses import mask_losses
+from mixtask.model import MixNet, ModelConfig, recording_gates
+from mixtask.train import prepare, setup_run, train
+from mixtask.training import teachers
+from mixtask.training.step import optimize, supervises_gate
+from mixtask.weights import load_weights
+from tests.test_train import (  # the tiny data and options of the training tests
+    _no_ddp,
+    assets,  # noqa: F401  (pytest fixture)
+    tiny_options,
+)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+needs_teachers = pytest.mark.skipif(
+    not (SHARED / "teachers" / teachers.STYLE_TRANSFORM).is_file() or importlib.util.find_spec("onnxruntime") is None,
+    reason="needs ONNX Runtime and ../shared/teachers",
+)
+
+
+class BrightnessTeacher:
+    """Stands in for the Magenta teacher: a rendering anyone can predict (the photo, inverted)."""
+
+    calls = 0
+
+    def __init__(self, folder, style_image):
+        self.style_image = Path(style_image)
+
+    def render(self, rgb: np.ndarray) -> np.ndarray:
+        BrightnessTeacher.calls += 1
+        return 255 - rgb
+
+    def provenance(self) -> dict:
+        return {"teacher": "inverted photo (test)", "style_image_sha256": teachers.file_sha256(self.style_image)}
+
+
+@pytest.fixture
+def stand_in_teacher(monkeypatch, tmp_path):
+    monkeypatch.setattr(teachers, "StyleTeacher", BrightnessTeacher)
+    monkeypatch.setenv("MIXTASK_CACHE", str(tmp_path / "cache"))
+    BrightnessTeacher.calls = 0
+    return BrightnessTeacher
+
+
+# ----------------------------------------------------------------------------- the real teachers
+
+
+@needs_teachers
+def test_style_teacher_renders_a_photo_in_its_style_at_its_size():
+    photo = np.asarray(Image.open(SHARED / "data/photos/train/skimage-chelsea.jpg").convert("RGB").resize((150, 100)))
+    teacher = teachers.StyleTeacher(SHARED / "teachers", SHARED / "data/styles/style1-starry-night.jpg")
+    styled = teacher.render(photo)
+    assert styled.shape == photo.shape and styled.dtype == np.uint8
+    assert np.abs(styled.astype(float) - photo).mean() > 20  # visibly restyled
+    layout = metrics.layout_correlation(*(torch.tensor(a).permute(2, 0, 1)[None] / 255.0 for a in (styled, photo)))
+    assert float(layout) > 0.5  # and the photo is still there
+    assert len(teacher.provenance()["files"]) == 2
+
+
+@needs_teachers
+def test_saliency_teacher_agrees_with_the_isnet_pseudo_label():
+    stem = "gcompris-rhinoceros"
+    photo = np.asarray(Image.open(SHARED / f"data/photos/train/{stem}.jpg").convert("RGB"))
+    isnet = np.asarray(Image.open(SHARED / f"data/masks/isnet/train/{stem}.png")) > 127
+    mask = teachers.SaliencyTeacher(SHARED / "teachers" / teachers.SALIENCY).mask(photo)
+    assert mask.shape == photo.shape[:2] and mask.dtype == np.uint8
+    assert float(metrics.iou(torch.from_numpy(mask > 127)[None], torch.from_numpy(isnet)[None])) > 0.8
+
+
+def test_a_missing_teacher_file_is_a_clear_error(tmp_path):
+    with pytest.raises(MixtaskError, match=r"teacher model not found|ONNX Runtime"):
+        teachers.SaliencyTeacher(tmp_path / "nowhere.onnx")
+
+
+# ----------------------------------------------------------------------------- styled samples
+
+
+def test_styled_channels_are_the_same_crop_as_the_photo(assets):  # noqa: F811
+    dataset = load_dataset(assets["data"], max_side=64)
+    styled = (dataset.photos, tuple(cutout[:3] for cutout in dataset.cutouts))  # a "rendering" equal to the photo
+    plain, with_styles = SampleMaker(dataset, 32, seed=3), SampleMaker(dataset, 32, seed=3, styled=styled)
+    clean = with_styles.clean(4, styled=True)
+    assert clean.shape == (4, 6, 32, 32)
+    torch.testing.assert_close(clean[:, 3:], clean[:, :3])
+    torch.testing.assert_close(clean[:, :3], plain.clean(4))  # the same draws as without styles
+    images, masks = with_styles.segmentation(6, styled=True)
+    torch.testing.assert_close(images[:, 3:], images[:, :3], atol=2 / 255, rtol=0)  # composites too (uint8 rounding)
+    assert masks.shape == (6, 1, 32, 32)
+
+
+def test_styled_samples_need_renderings(assets):  # noqa: F811
+    dataset = load_dataset(assets["data"], max_side=64)
+    with pytest.raises(MixtaskError, match="no style renderings"):
+        SampleMaker(dataset, 32, seed=0).clean(1, styled=True)
+
+
+def test_one_bit_alpha_is_feathered_and_soft_alpha_kept():
+    hard = torch.zeros(1, 9, 9)
+    hard[:, 3:6, 3:6] = 255
+    soft = feathered(hard)
+    assert 0 < float(soft[0, 2, 4]) < 255 and 0 < float(soft[0, 3, 4]) < 255  # the edge is soft now
+    assert float(soft[0, 0, 0]) == 0 and abs(float(soft.sum()) - float(hard.sum())) < 1e-3  # nothing added
+    graded = hard.clone()
+    graded[0, 4, 4] = 128
+    assert torch.equal(feathered(graded), graded)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_gate_is_recorded_and_mask_loss_rewards_the_right_mask():
+    torch.manual_seed(0)
+    net = MixNet(ModelConfig(num_tasks=3, width=4, res_blocks=1))
+    with recording_gates() as gates:
+        net(torch.rand(2, 3, 16, 16), torch.zeros(2, 3))
+    assert len(gates) == 1 and gates[0].shape == (2, 1, 16, 16)
+    with recording_gates() as outside:
+        pass
+    net(torch.rand(1, 3, 16, 16), torch.zeros(1, 3))
+    assert outside == []  # nothing recorded outside the block
+    mask = (torch.rand(2, 1, 16, 16) > 0.5).float()
+    right, wrong = mask_losses(8 * (2 * mask - 1), mask), mask_losses(-8 * (2 * mask - 1), mask)
+    assert right["bce"] < 0.01 < 5 < wrong["bce"] and right["dice"] < 0.01 and wrong["dice"] > 0.9
+
+
+def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_path, stand_in_teacher):  # noqa: F811
+    options = tiny_options(assets, tmp_path / "run", n_styles=2, style_loss="teacher", seg_loss="mask",
+                           mixes=("seg+style1", "denoise+seg"), stage1_steps=0)  # fmt: skip
+    run = setup_run(options, _no_ddp())
+    rendered = stand_in_teacher.calls
+    assert rendered == 2 * (4 + 2) and run.perceptual is None  # 4 photos, 2 cut-outs, 2 styles; no VGG
+    jobs = {job.name: job for job in run.plan.jobs(2)}
+    batch = prepare(run, jobs["style1"])
+    torch.testing.assert_close(batch.styled[:, :3], 1 - batch.clean, atol=1.5 / 255, rtol=0)
+    assert set(optimize(run, jobs["style1"], batch)) == {"style1", "total"}
+    seg_losses = optimize(run, jobs["seg"], prepare(run, jobs["seg"]))
+    assert {"seg.bce", "seg.dice"} <= set(seg_losses)
+    assert supervises_gate(run, jobs["seg"]) and not supervises_gate(run, jobs["denoise+seg"])
+    assert run.teacher is None  # mixes take their style part from the renderings, not a stage-1 model
+    mix = prepare(run, jobs["seg+style1"])
+    from mixtask.training.batches import add_synthesized_target
+
+    target = add_synthesized_target(run, jobs["seg+style1"], mix).target
+    torch.testing.assert_close(target, mix.styled[:, :3] * mix.mask)
+    setup_run(replace(options, out=str(tmp_path / "again")), _no_ddp())
+    assert stand_in_teacher.calls == rendered  # the second run reads the cache
+
+
+def test_teacher_provenance_and_losses_are_in_the_weights(assets, tmp_path, stand_in_teacher):  # noqa: F811
+    options = tiny_options(assets, tmp_path / "run", style_loss="teacher", steps=2, mix_method=1)
+    result = train(options, quiet=True)
+    _, info = load_weights(result.weights)
+    assert info.provenance["style_loss"] == "teacher" and info.provenance["seg_loss"] == "mask"
+    assert info.provenance["style_teachers"]["style1"]["teacher"] == "inverted photo (test)"
+
+
+def test_warm_start_takes_the_weights_and_refuses_other_tasks(assets, tmp_path):  # noqa: F811
+    first = train(tiny_options(assets, tmp_path / "a", steps=2, mix_method=1), quiet=True)
+    model, _ = load_weights(first.weights)
+    run = setup_run(tiny_options(assets, tmp_path / "b", init=str(first.weights), mix_method=1), _no_ddp())
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(run.net.state_dict()[name], value)
+    with pytest.raises(MixtaskError, match=r"--init .*tasks"):
+        setup_run(tiny_options(assets, tmp_path / "c", init=str(first.weights), n_styles=2, mix_method=1), _no_ddp())
+    with pytest.raises(MixtaskError, match=r"--init .*network"):
+        setup_run(tiny_options(assets, tmp_path / "d", init=str(first.weights), width=8, mix_method=1), _no_ddp())
+
+
+def test_layout_correlation_sees_the_photo_and_its_inversion():
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(metrics.layout_correlation(x, x), torch.ones(2))
+    assert torch.allclose(metrics.layout_correlation(1 - x, x), -torch.ones(2))
+    assert torch.allclose(metrics.layout_correlation(0.5 * x + 0.2, x), torch.ones(2), atol=1e-5)  # gain-blind
+
+
+# ----------------------------------------------------------------------------- mixtask label
+
+
+class CentreTeacher:
+    """Stands in for U²-Net-p: the centre of every photo is the object."""
+
+    def __init__(self, model):
+        pass
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        mask = np.zeros(rgb.shape[:2], np.uint8)
+        h, w = mask.shape
+        mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 255
+        return mask
+
+
+def test_label_writes_masks_a_run_can_train_on(assets, tmp_path, monkeypatch):  # noqa: F811
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mixtask.cli import app
+
+    monkeypatch.setattr(teachers, "SaliencyTeacher", CentreTeacher)
+    data = tmp_path / "data"
+    shutil.copytree(assets["data"], data)
+    (data / "photos/train/broken.jpg").write_bytes(b"not a jpeg")
+    result = CliRunner().invoke(app, ["label", str(data), "--model", "any.onnx"])
+    assert result.exit_code == 1 and "broken.jpg" in result.output and "4 masks written" in result.output
+    mask = np.asarray(Image.open(data / "masks/u2netp/train/p0.png"))
+    photo = np.asarray(Image.open(data / "photos/train/p0.jpg"))
+    assert mask.shape == photo.shape[:2] and mask[24, 32] == 255 and mask[0, 0] == 0
+    result = CliRunner().invoke(app, ["label", str(data), "--model", "any.onnx"])
+    assert "0 masks written, 4 kept" in result.output
+    (data / "photos/train/broken.jpg").unlink()
+    with pytest.raises(MixtaskError, match="several mask sets"):
+        setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1, mask_set="u2netp"), _no_ddp())
+    assert run.dataset.mask_set == "u2netp" and run.dataset.num_masks == 4
