@@ -18,6 +18,7 @@ from mixtask.tasks import Task
 
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"
+MIX_TEACHER_NOTE = "mix targets: their style part is rendered by the Magenta style teacher"
 
 
 @dataclass
@@ -136,6 +137,8 @@ def style_groups(ctx: Context, task: Task) -> list[Group]:
         "model": style_metrics(ctx, reference, ctx.translate(clean, {task.name: 1.0}), clean),
         "identity": style_metrics(ctx, reference, clean, clean),
     }
+    if reference.teacher is not None:
+        rows["Magenta teacher"] = style_metrics(ctx, reference, reference.teacher(clean), clean)
     if not rows["model"]:
         ctx.notes.append(f"{task.name}: no VGG16 and no EfficientNet-Lite0, so no style metrics")
         return []
@@ -162,11 +165,17 @@ def mix_group(ctx: Context, mix: tuple[str, ...]) -> Group | None:
     if rule.needs_mask and ctx.samples.composites is None:
         ctx.notes.append(f"mix {rule.label}: skipped (needs composites, and the split has no cut-outs)")
         return None
-    if rule.styles and MIX_STYLE_NOTE not in ctx.notes:
-        ctx.notes.append(MIX_STYLE_NOTE)
+    teachers = {name: ctx.styles[name].teacher for name in rule.styles if name in ctx.styles}
+    by_teacher = bool(rule.styles) and all(teachers.get(name) for name in rule.styles)
+    note = MIX_TEACHER_NOTE if by_teacher else MIX_STYLE_NOTE
+    if rule.styles and note not in ctx.notes:
+        ctx.notes.append(note)
     clean, mask = ctx.samples.composites if rule.needs_mask else (ctx.samples.clean, None)
     inputs = corrupt_input(rule, clean, CORRUPTIONS, ctx.generator(rule.label))
-    target = render_target(rule, clean, mask, lambda x, name: ctx.translate(x, {name: 1.0}))
+    if by_teacher:
+        target = render_target(rule, clean, mask, lambda x, name: teachers[name](x))
+    else:
+        target = render_target(rule, clean, mask, lambda x, name: ctx.translate(x, {name: 1.0}))
     output = ctx.translate(inputs, dict.fromkeys(rule.names, 1.0))
     if mask is None:
         rows = {"model": pixel_metrics(output, target), "identity": pixel_metrics(inputs, target)}

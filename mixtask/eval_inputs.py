@@ -8,6 +8,7 @@ of one data split, so two runs see the same inputs.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class StyleReference:
     grams: dict[str, torch.Tensor] | None
     crop_features: torch.Tensor | None
     floor_features: torch.Tensor | None  # a second set of crops: the FD of style vs style
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # the Magenta teacher's rendering, when it runs here
 
 
 @dataclass
@@ -228,7 +230,29 @@ def load_style_reference(ctx: Context, task: Task, path: Path) -> StyleReference
         generator = ctx.generator(f"style crops {task.name}")
         crops = ctx.features(effnet, _random_crops(image, ctx.options.size, ctx.options.count, generator))
         floor = ctx.features(effnet, _random_crops(image, ctx.options.size, ctx.options.count, generator))
-    return StyleReference(path, grams, crops, floor)
+    return StyleReference(path, grams, crops, floor, style_teacher(path, ctx.notes))
+
+
+def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The Magenta style teacher for one style image as a batch function (N, 3, H, W) in [0, 1] -> the same,
+    or None (with a note) where ONNX Runtime or the teacher's files are missing. It is the reference the
+    styles are judged against (a "Magenta teacher" row) and renders the style part of the mixes' targets."""
+    import importlib.util
+
+    from mixtask.training.teachers import STYLE_TRANSFORM, StyleTeacher, default_teacher_dir
+
+    folder = default_teacher_dir()
+    if importlib.util.find_spec("onnxruntime") is None or not (folder / STYLE_TRANSFORM).is_file():
+        notes.append(f"no style teacher (ONNX Runtime and {folder}): mix targets use the model's own styles")
+        return None
+    teacher = StyleTeacher(folder, style_image)
+
+    def render(x: torch.Tensor) -> torch.Tensor:
+        rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        styled = [torch.from_numpy(teacher.render(image).copy()) for image in rgb]
+        return torch.stack(styled).permute(0, 3, 1, 2).float() / 255
+
+    return render
 
 
 def load_styles(ctx: Context, provenance: dict) -> dict[str, StyleReference]:

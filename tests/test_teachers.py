@@ -232,3 +232,11 @@ def test_label_writes_masks_a_run_can_train_on(assets, tmp_path, monkeypatch):  
         setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1), _no_ddp())
     run = setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1, mask_set="u2netp"), _no_ddp())
     assert run.dataset.mask_set == "u2netp" and run.dataset.num_masks == 4
+
+
+def test_people_cutouts_are_drawn_more_often():
+    from mixtask.data.sampling import cutout_weights
+
+    assert cutout_weights(["birds-a.png", "mammals-b.png"]) is None  # equal weights: the plain uniform draw
+    weights = cutout_weights(["people-a.png", "birds-b.png", "hands-c.png", "c0.png"])
+    assert weights.tolist() == [2.0, 1.0, 2.0, 1.0]

@@ -8,7 +8,8 @@
   `segmentation(batch, styled=True)` return them as channels after RGB (3 per style).
 - `segmentation`: images and masks in [0, 1]. Each sample is either a composite (a random cut-out
   with its long side 25-70 % of `size`, alpha-pasted at a random place on a clean crop; the mask
-  is exactly the pasted alpha) or a photo + mask pair (pseudo-labels: 30 % of samples by default,
+  is exactly the pasted alpha; people are drawn twice as often, `CUTOUT_CATEGORY_WEIGHTS`; a 1-bit
+  alpha is feathered once) or a photo + mask pair (pseudo-labels: 30 % of samples by default,
   exact VOC labels: 50 %; all samples when there are no cut-outs). Masks with less than 1 %
   foreground are never used.
 
@@ -35,6 +36,15 @@ from mixtask.errors import MixtaskError
 CUTOUT_SCALE = (0.25, 0.70)  # cut-out long side, as a fraction of the crop side
 MASK_FRACTION_PSEUDO, MASK_FRACTION_EXACT = 0.3, 0.5
 MIN_MASK_COVERAGE = 0.01  # fraction of pixels above 127
+# Cut-outs whose name starts with one of these categories (shared/data/README.md: `<category>-...`) are drawn
+# more often: people are what users cut out most, and they are a sixth of the cut-outs.
+CUTOUT_CATEGORY_WEIGHTS = {"people": 2.0, "hands": 2.0}
+
+
+def cutout_weights(names) -> torch.Tensor | None:
+    """Relative draw weight of each cut-out by its name's category, or None when all weigh the same."""
+    weights = torch.tensor([CUTOUT_CATEGORY_WEIGHTS.get(name.split("-")[0], 1.0) for name in names])
+    return None if len(weights) == 0 or bool((weights == weights[0]).all()) else weights
 
 
 @contextlib.contextmanager
@@ -123,6 +133,7 @@ class SampleMaker:
         with one_thread():
             self.mask_pool = usable_masks(dataset)
             self.cutouts = [premultiplied(c, math.ceil(CUTOUT_SCALE[1] * size)) for c in cutouts]
+        self.cutout_weights = cutout_weights(dataset.cutout_names)
         self.mask_fraction = self._mask_fraction(mask_fraction)
 
     def _mask_fraction(self, requested: float | None) -> float:
@@ -189,7 +200,11 @@ class SampleMaker:
     def _cutout_one(self, styled: bool = False) -> torch.Tensor:
         """A random cut-out, premultiplied, long side 25-70 % of size, maybe mirrored: (4, h, w) float
         (with its styled colours after alpha when `styled`)."""
-        cutout = self.cutouts[self._randint(0, len(self.cutouts) - 1)]
+        if self.cutout_weights is None:
+            index = self._randint(0, len(self.cutouts) - 1)
+        else:
+            index = int(torch.multinomial(self.cutout_weights, 1, generator=self.generator))
+        cutout = self.cutouts[index]
         cutout = cutout if styled else cutout[:4]
         scale = self._uniform(*CUTOUT_SCALE) * self.size / max(cutout.shape[-2:])
         height, width = (max(1, round(n * scale)) for n in cutout.shape[-2:])
