@@ -240,3 +240,15 @@ def test_people_cutouts_are_drawn_more_often():
     assert cutout_weights(["birds-a.png", "mammals-b.png"]) is None  # equal weights: the plain uniform draw
     weights = cutout_weights(["people-a.png", "birds-b.png", "hands-c.png", "c0.png"])
     assert weights.tolist() == [2.0, 1.0, 2.0, 1.0]
+
+
+def test_a_resume_does_not_read_the_init_weights_again(assets, tmp_path):  # noqa: F811
+    from mixtask.training.options import resume_options
+
+    first = train(tiny_options(assets, tmp_path / "a", steps=2, mix_method=1), quiet=True)
+    init = tmp_path / "init.safetensors"
+    init.write_bytes(first.weights.read_bytes())
+    out = tmp_path / "b"
+    train(tiny_options(assets, out, steps=2, mix_method=1, init=str(init)), quiet=True)
+    init.unlink()  # gone (or replaced by a better snapshot): the run goes on from its checkpoint
+    assert train(resume_options(out, steps=3), resume=True, quiet=True).steps == 3

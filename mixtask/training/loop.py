@@ -72,7 +72,7 @@ def open_run(options: TrainOptions, resume: bool, ctx: ddp.DistContext) -> tuple
         raise MixtaskError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, or pick another --out")
     if not resume:
         options = replace(options, stage1_steps=stage1_steps(options))  # fixed now: --steps may grow on resume
-    run = setup_run(options, ctx)
+    run = setup_run(options, ctx, restoring=resume)
     log = RunLog(run_dir / LOG_NAME, ctx.is_main)
     if resume:
         restore(run, load_checkpoint(run_dir))
@@ -144,6 +144,6 @@ def train(options: TrainOptions, resume: bool = False, quiet: bool = False, call
 def export_snapshot(run_dir: str | Path, path: str | Path) -> Path:
     """The weights of a run's last checkpoint, while the run goes on (to try, evaluate or ship)."""
     options = replace(resume_options(run_dir), device="cpu")
-    run = setup_run(options, ddp.DistContext())
+    run = setup_run(options, ddp.DistContext(), restoring=True)
     restore(run, load_checkpoint(run_dir))
     return export(run, Path(path), stage=run.plan.stage_at(max(run.step - 1, 0)))

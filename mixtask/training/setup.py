@@ -136,8 +136,9 @@ def warm_start(net: torch.nn.Module, path: str, task_set: TaskSet) -> None:
         raise MixtaskError(f"--init {path}: its network is not this run's: give the same {same}") from None
 
 
-def setup_run(options: TrainOptions, ctx: ddp.DistContext) -> Run:
-    """Build data, model, optimisers and losses for a new run (or one about to be restored)."""
+def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = False) -> Run:
+    """Build data, model, optimisers and losses for a new run (or, `restoring`, one about to be restored from its
+    checkpoint: then --init is not read again, the checkpoint holds the weights)."""
     from mixtask.data import CORRUPTIONS, SampleMaker
 
     check_options(options)
@@ -148,8 +149,8 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext) -> Run:
     dataset = load_training_data(options)
     torch.manual_seed(options.seed)  # same initial weights on every rank
     net = build_network(options, plan.task_set, ctx.device)
-    if options.init:
-        warm_start(net, options.init, plan.task_set)  # a resume then loads the checkpoint's weights over these
+    if options.init and not restoring:
+        warm_start(net, options.init, plan.task_set)
     styled, style_teachers = render_styles(options, dataset)
     sampler = SampleMaker(dataset, options.size, seed=rank_seed(options, ctx), styled=styled)
     run = Run(
