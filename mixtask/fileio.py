@@ -25,8 +25,11 @@ UMASK = _read_umask()
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:  # the folder and the temporary file fail like the write itself: read-only, permissions, a file as folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from None
     os.close(fd)
     temp = Path(temp_name)
     try:
@@ -35,12 +38,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(temp, path)
     except OSError as error:
         temp.unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
-            raise MixtaskError(f"disk full while writing {path}; nothing was written") from None
-        raise MixtaskError(f"cannot write {path}: {error.strerror or error}") from None
+        raise _write_error(path, error) from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, error: OSError) -> MixtaskError:
+    if error.errno == errno.ENOSPC:
+        return MixtaskError(f"disk full while writing {path}; nothing was written")
+    return MixtaskError(f"cannot write {path}: {error.strerror or error}")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

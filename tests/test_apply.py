@@ -314,3 +314,16 @@ def test_outputs_get_the_usual_permissions_not_the_temp_files_0600(tmp_path):
     target = tmp_path / "out.png"
     write_bytes_atomic(target, b"data")
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~UMASK
+
+
+def test_an_output_under_a_plain_file_is_one_line_not_a_traceback(run, tmp_path, rgb_image):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    source = folder / "in.png"
+    rgb_image.save(source)
+    blocker = folder / "blocker"
+    blocker.write_text("a file, not a folder")
+    result = run(source, "--task", "seg", "-o", blocker / "out.png")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot write {blocker / 'out.png'}" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["blocker", "in.png"]  # nothing left behind
