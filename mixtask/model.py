@@ -40,12 +40,35 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
+        """A config read from a file, checked field by field (a crafted file must not build a huge network)."""
+        if not isinstance(data, dict):
+            raise ValueError("the model config is not a JSON object")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
         # Weights written before output heads existed have the paper's plain RGB output.
-        return cls(**({"head": "rgb"} | data))
+        config = cls(**({"head": "rgb"} | data))
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """ValueError naming the first field out of its type or range."""
+        from mixtask.archs import names
+
+        for name, (low, high) in CONFIG_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"config field {name!r} is {value!r}, not an integer in {low}..{high}")
+        if self.arch not in names():
+            raise ValueError(f"config field 'arch' is {self.arch!r}, not one of {', '.join(names())}")
+        if self.head not in HEADS:
+            raise ValueError(f"config field 'head' is {self.head!r}, not one of {', '.join(HEADS)}")
+
+
+# Sane bounds for a config read from a file: far above any trained network, far below a memory bomb.
+CONFIG_RANGES = {"num_tasks": (1, 64), "width": (1, 256), "res_blocks": (0, 32), "film_layers": (1, 16),
+                 "film_hidden": (1, 4096)}  # fmt: skip
 
 
 class NormFiLM(nn.Module):

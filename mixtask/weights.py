@@ -78,6 +78,9 @@ def _parse_metadata(path: Path, metadata: dict | None) -> WeightsInfo:
         task_set = TaskSet.from_json(json.loads(metadata["mixtask.tasks"]))
         provenance = json.loads(metadata.get("mixtask.provenance", "{}"))
         metrics = json.loads(metadata.get("mixtask.metrics", "{}"))
+        for name, value in (("mixtask.provenance", provenance), ("mixtask.metrics", metrics)):
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} is not a JSON object")
     except (KeyError, TypeError, ValueError, MixtaskError) as error:
         raise MixtaskError(f"{path} has broken mixtask metadata: {error}") from None
     if config.num_tasks != len(task_set):
@@ -93,10 +96,16 @@ def read_info(path: str | Path | None = None) -> WeightsInfo:
 
 
 def _read_tensors(path: Path, handle) -> dict:
+    import torch
+
     try:
-        return {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as error:  # safetensors raises several types for damaged data
         raise MixtaskError(f"{path}: tensor data is damaged ({error})") from None
+    for key, tensor in tensors.items():
+        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+            raise MixtaskError(f"{path}: tensor {key!r} is not finite floating point (NaN, Inf or {tensor.dtype})")
+    return tensors
 
 
 def load_weights(path: str | Path | None = None):

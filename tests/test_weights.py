@@ -107,3 +107,44 @@ def test_record_metrics_keeps_tensors_and_other_metadata(tiny_weights):
     assert updated.metrics == {"recon": {"psnr": 33.1}} and updated.provenance == info.provenance
     for key, value in before.state_dict().items():
         assert torch.equal(after.state_dict()[key], value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"width": -32}, "'width' is -32"),
+        ({"width": 200000}, "'width' is 200000"),
+        ({"width": "abc"}, "'width' is 'abc'"),
+        ({"res_blocks": 10**9}, "'res_blocks'"),
+        ({"width": True}, "'width' is True"),
+        ({"arch": "nope"}, "'arch' is 'nope'"),
+        ({"head": "nope"}, "'head' is 'nope'"),
+    ],
+)
+def test_crafted_configs_are_refused_before_anything_is_built(tmp_path, change, message):
+    path = tmp_path / "crafted.safetensors"
+    config = json.dumps(TINY_CONFIG.to_json() | change)
+    save_file(make_tiny_model().state_dict(), str(path), metadata=_metadata(**{"mixtask.config": config}))
+    for read in (read_info, load_weights):
+        with pytest.raises(
+            MixtaskError, match=rf"crafted\.safetensors has broken mixtask metadata: config field {message}"
+        ):
+            read(path)
+
+
+@pytest.mark.parametrize("key", ["mixtask.provenance", "mixtask.metrics"])
+def test_provenance_and_metrics_must_be_objects(tmp_path, key):
+    path = tmp_path / "list.safetensors"
+    save_file(make_tiny_model().state_dict(), str(path), metadata=_metadata(**{key: "[1, 2]"}))
+    with pytest.raises(MixtaskError, match=f"{key} is not a JSON object"):
+        read_info(path)
+
+
+def test_non_finite_tensors_are_refused(tmp_path):
+    path = tmp_path / "nan.safetensors"
+    state = make_tiny_model().state_dict()
+    name = next(iter(state))
+    state[name] = torch.full_like(state[name], float("nan"))
+    save_file(state, str(path), metadata=_metadata())
+    with pytest.raises(MixtaskError, match=rf"nan\.safetensors: tensor '{name}' is not finite"):
+        load_weights(path)
