@@ -117,8 +117,13 @@ def _format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+ASCII_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)", re.ASCII | re.IGNORECASE)
+
+
 def _parse_value(label: str, text: str, task_set: TaskSet) -> float:
     try:
+        if not ASCII_NUMBER.fullmatch(text):  # float() also takes '١' and '1_0', which no one means here
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise MixtaskError(f"task {label!r}: {text!r} is not a number (use e.g. {label}=0.5)") from None
@@ -144,7 +149,9 @@ def parse_task_vector(text: str, task_set: TaskSet) -> tuple[float, ...]:
         label, has_value, value_text = (part.strip() for part in item.partition("="))
         label = label.lower()
         if label in IDENTITY_NAMES:
-            if len(items) > 1 or (has_value and _parse_value(label, value_text, task_set) != 1.0):
+            if has_value:
+                raise MixtaskError(f"{label!r} takes no strength (it means all strengths 0): write --task {label}")
+            if len(items) > 1:
                 raise MixtaskError(f"{label!r} means all strengths 0: give it alone, e.g. --task recon")
             continue
         index = task_set.index(label)

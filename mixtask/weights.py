@@ -56,6 +56,8 @@ def resolve_weights_path(path: str | Path | None) -> Path:
 def _open(path: Path):
     from safetensors import SafetensorError, safe_open
 
+    if path.is_dir():
+        raise MixtaskError(f"weights file {path} is a folder; give the .safetensors file in it")
     if not path.is_file():
         raise MixtaskError(f"weights file {path} not found")
     try:

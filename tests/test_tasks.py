@@ -78,3 +78,18 @@ def test_json_round_trip_and_bad_registries():
         Task("a", "blur")
     with pytest.raises(MixtaskError, match="not allowed"):
         Task("recon", "seg")
+
+
+@pytest.mark.parametrize(("text", "message"), [("seg=١", "is not a number"), ("seg=0_5", "is not a number"),
+                                               ("recon=0", "takes no strength")])  # fmt: skip
+def test_strengths_are_plain_ascii_numbers_and_recon_takes_none(text, message):
+    with pytest.raises(MixtaskError, match=message):
+        TASKS.parse(text)
+    assert TASKS.parse("seg=.5,style1=1e-1") == TASKS.vector({"seg": 0.5, "style1": 0.1})
+
+
+def test_a_folder_given_as_weights_is_named_a_folder(tmp_path):
+    from mixtask.weights import read_info
+
+    with pytest.raises(MixtaskError, match="is a folder"):
+        read_info(tmp_path)
