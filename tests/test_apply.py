@@ -327,3 +327,11 @@ def test_an_output_under_a_plain_file_is_one_line_not_a_traceback(run, tmp_path,
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"cannot write {blocker / 'out.png'}" in result.output
     assert sorted(p.name for p in folder.iterdir()) == ["blocker", "in.png"]  # nothing left behind
+
+
+def test_a_second_task_option_is_an_error_not_a_silent_replacement(run, tmp_path, rgb_image):
+    source = tmp_path / "in.png"
+    rgb_image.save(source)
+    result = run(source, "-t", "seg", "-t", "style1")
+    assert result.exit_code == 1 and "--task given 2 times" in result.output
+    assert not list(tmp_path.glob("in.*.png"))

@@ -26,10 +26,11 @@ def register(app: typer.Typer) -> None:
 @user_errors
 def apply_command(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders, or - to read one image from stdin."),
-    task: str = typer.Option(
+    task: list[str] = typer.Option(
         None,
         "--task",
         "-t",
+        metavar="TASK",
         help="Task vector, e.g. seg, denoise+style1, style1=0.6. With --task-map: the other tasks, everywhere.",
     ),
     task_map: Path = typer.Option(
@@ -58,9 +59,12 @@ def apply_command(
     from rich.console import Console
 
     from mixtask.apply import ApplyOptions, apply_paths
+    from mixtask.errors import MixtaskError
 
+    if task and len(task) > 1:  # a second --task would silently replace the first
+        raise MixtaskError(f"--task given {len(task)} times; give it once, tasks joined by ',' (e.g. seg,style1)")
     options = ApplyOptions(
-        task=task,
+        task=task[0] if task else None,
         output=output,
         recursive=recursive,
         overwrite=overwrite,
