@@ -122,10 +122,19 @@ def _collect_sources(inputs, recursive, exclude, task_set) -> list[tuple[Path, P
         else:
             raise MixtaskError(f"{path}: no such file or folder")
         for file, root in entries:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
+            if _resolved(file) not in seen:
+                seen.add(_resolved(file))
                 found.append((file, root))
     return found
+
+
+def _resolved(path: Path) -> Path:
+    """The real path, or the path itself where it cannot be resolved (a symlink loop): that file then fails
+    on its own when it is read, and the rest of the folder runs."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _scan_hint(recursive: bool) -> str:
@@ -141,7 +150,7 @@ def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: Ta
             for name in sorted(names)
             if not name.startswith(".") and Path(name).suffix.lower() in images.INPUT_EXTENSIONS
         ]
-        candidates = [file for file in candidates if file.resolve() not in exclude]  # e.g. the task map
+        candidates = [file for file in candidates if _resolved(file) not in exclude]  # e.g. the task map
         files += _drop_own_outputs(candidates, task_set)
     return files
 
@@ -149,7 +158,7 @@ def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: Ta
 def _walk(root: Path, recursive: bool, exclude: set[Path]) -> Iterator[tuple[Path, list[str]]]:
     """Folders top-down in sorted order, skipping hidden ones and the output folder."""
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() not in exclude)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _resolved(Path(folder) / d) not in exclude)
         yield Path(folder), names
         if not recursive:
             return
@@ -216,7 +225,7 @@ def _job(source: Path, root: Path | None, kind: str, options: ApplyOptions, slug
     out_dir = source.parent
     if kind == "dir":
         out_dir = options.output / (source.parent.relative_to(root) if root else Path())
-    beside = out_dir.resolve() == source.parent.resolve()
+    beside = out_dir.resolve() == _resolved(source.parent)
     return Job(source, out_dir, f"{source.stem}.{slug}" if beside else source.stem)
 
 
@@ -227,7 +236,7 @@ class Targets:
     """Decides whether an output may be written: never over an input, never twice, existing kept."""
 
     def __init__(self, jobs: list[Job], options: ApplyOptions):
-        self.inputs = {job.source.resolve() for job in jobs if job.source != STDIO}
+        self.inputs = {_resolved(job.source) for job in jobs if job.source != STDIO}
         if options.task_map:
             self.inputs.add(options.task_map.resolve())
         self.claimed: dict[Path, Job] = {}
@@ -237,7 +246,7 @@ class Targets:
         """An outcome that stops this job, or None if `target` may be written."""
         if target == STDIO:
             return None
-        resolved = target.resolve()
+        resolved = _resolved(target)
         if resolved in self.inputs:
             return Outcome(job, FAILED, f"{job.name}: output {target} would overwrite an input; choose another -o")
         if resolved in self.claimed:
@@ -258,7 +267,7 @@ class Targets:
 
     def claim(self, job: Job, target: Path) -> None:
         if target != STDIO:
-            self.claimed[target.resolve()] = job
+            self.claimed[_resolved(target)] = job
 
 
 def predicted_format(job: Job, options: ApplyOptions) -> str | None:

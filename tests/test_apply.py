@@ -335,3 +335,13 @@ def test_a_second_task_option_is_an_error_not_a_silent_replacement(run, tmp_path
     result = run(source, "-t", "seg", "-t", "style1")
     assert result.exit_code == 1 and "--task given 2 times" in result.output
     assert not list(tmp_path.glob("in.*.png"))
+
+
+def test_a_symlink_loop_in_a_folder_fails_alone(run, tmp_path, rgb_image):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb_image.save(folder / "good.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    result = run(folder, "--task", "seg", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "loop.png" in result.output
+    assert files_in(tmp_path / "out") == ["good.png"]
