@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ def load_image(source: Path | bytes, name: str | None = None) -> LoadedImage:
 def _open(source: Path | bytes, name: str) -> Image.Image:
     if isinstance(source, Path) and not source.is_file():
         raise MixtaskError(f"{name}: no such file" if not source.exists() else f"{name}: not a file")
+    if isinstance(source, bytes) and not source:
+        raise MixtaskError(f"{name}: empty (no bytes to decode)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap is checked next
         return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
@@ -125,6 +128,7 @@ def _load_strictly(image: Image.Image) -> None:
 
 def _unreadable(name: str, error: BaseException) -> MixtaskError:
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    detail = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the data", detail)  # PIL names the buffer
     if isinstance(error, Image.DecompressionBombError):
         return MixtaskError(f"{name}: too many pixels to decode safely ({detail})")
     return MixtaskError(f"{name}: not a readable image ({detail})")

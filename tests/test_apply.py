@@ -345,3 +345,11 @@ def test_a_symlink_loop_in_a_folder_fails_alone(run, tmp_path, rgb_image):
     result = run(folder, "--task", "seg", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "Traceback" not in result.output and "loop.png" in result.output
     assert files_in(tmp_path / "out") == ["good.png"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"), [(b"", "<stdin>: empty"), (b"not an image", "cannot identify image file the data")]
+)
+def test_bad_stdin_says_what_it_got(run, data, message):
+    result = run("-", "--task", "seg", "-o", "-", stdin=data)
+    assert result.exit_code == 1 and message in result.output and "BytesIO" not in result.output
