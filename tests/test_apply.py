@@ -353,3 +353,25 @@ def test_a_symlink_loop_in_a_folder_fails_alone(run, tmp_path, rgb_image):
 def test_bad_stdin_says_what_it_got(run, data, message):
     result = run("-", "--task", "seg", "-o", "-", stdin=data)
     assert result.exit_code == 1 and message in result.output and "BytesIO" not in result.output
+
+
+def test_sigterm_stops_a_folder_run_cleanly_with_143(tmp_path, tiny_weights, rgb_image):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(400):
+        rgb_image.save(folder / f"{i:03d}.png")
+    command = [sys.executable, "-c", "from mixtask.cli import main; main()", "apply", str(folder), "-t", "seg",
+               "-o", str(tmp_path / "out"), "-w", str(tiny_weights)]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "out").glob("*.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "mixtask: terminated" in stderr and "Traceback" not in stderr
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no .part left

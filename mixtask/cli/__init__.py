@@ -52,4 +52,7 @@ for module in (apply, sweep, damage, tasks, info, label, train, synth, snapshot,
 
 
 def main() -> None:
+    from mixtask.cli.common import terminate_like_interrupt
+
+    terminate_like_interrupt()
     app()

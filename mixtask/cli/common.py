@@ -27,8 +27,22 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is: the same clean-up as Ctrl-C (no half-written output), exit 143."""
+
+
+def terminate_like_interrupt() -> None:
+    """Turn SIGTERM into `Terminated` (training installs its own handler: checkpoint, then stop)."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def user_errors(command):
-    """Decorator: MixtaskError -> one line on stderr, exit 1; Ctrl-C -> exit 130."""
+    """Decorator: MixtaskError -> one line on stderr, exit 1; Ctrl-C -> exit 130; SIGTERM -> exit 143."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -36,6 +50,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except MixtaskError as error:
             raise fail(str(error)) from None
+        except Terminated:
+            print("mixtask: terminated", file=sys.stderr)
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             print("mixtask: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
