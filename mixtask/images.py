@@ -86,6 +86,8 @@ def load_image(source: Path | bytes, name: str | None = None) -> LoadedImage:
     try:
         with _open(source, name) as image:
             _check_size(image, name)
+            if image.format == "PNG":
+                check_png_data(source.read_bytes() if isinstance(source, Path) else source, name)
             _load_strictly(image)
             return from_pil(image, name)
     except MixtaskError:
@@ -111,6 +113,58 @@ def _check_size(image: Image.Image, name: str) -> None:
             f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
             f"{MAX_PIXELS / 1e6:.0f}; downscale it first"
         )
+
+
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_raw_size(width: int, height: int, depth: int, colour_type: int, interlaced: bool) -> int:
+    """Bytes of filtered scanlines a PNG of this header must decompress to (one filter byte per row)."""
+    bits = depth * PNG_CHANNELS.get(colour_type, 4)
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * bits + 7) // 8) if w and h else 0
+
+    if not interlaced:
+        return rows(width, height)
+    return sum(rows((width - x + dx - 1) // dx, (height - y + dy - 1) // dy) for x, y, dx, dy in ADAM7)
+
+
+def check_png_data(data: bytes, name: str) -> None:
+    """A PNG whose compressed data ends before its declared frame is an error, found before any frame is
+    allocated: PIL would fill the missing rows with black and call the image valid. The data is inflated
+    once, counted and thrown away, stopping at the declared size (so the cost is bounded by the file)."""
+    import struct
+    import zlib
+
+    position, header, compressed = 8, None, []
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        body = data[position + 8 : position + 8 + length]
+        if kind == b"IHDR" and len(body) >= 13:
+            header = struct.unpack(">IIBBBBB", body[:13])
+        elif kind == b"IDAT":
+            compressed.append(body)
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    if header is None:
+        return  # PIL reports a PNG without a header itself
+    width, height, depth, colour_type, _, _, interlace = header
+    needed = png_raw_size(width, height, depth, colour_type, bool(interlace))
+    inflater, produced = zlib.decompressobj(), 0
+    try:
+        for part in compressed:
+            while part and produced < needed:
+                produced += len(inflater.decompress(part, min(needed - produced, 1 << 22)))
+                part = inflater.unconsumed_tail
+            if produced >= needed:
+                return
+    except zlib.error as error:
+        raise MixtaskError(f"{name}: not a readable image (damaged PNG data: {error})") from None
+    rows = produced * height // max(needed, 1)
+    raise MixtaskError(f"{name}: not a readable image (truncated PNG: its data holds about {rows} of {height} rows)")
 
 
 def _load_strictly(image: Image.Image) -> None:

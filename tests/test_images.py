@@ -183,3 +183,39 @@ def test_to_pil_validates_shapes():
         to_pil(RGB.astype(np.float32))
     with pytest.raises(ValueError):
         to_pil(RGB, ALPHA[:5])
+
+
+def _png(width: int, height: int, rows: int) -> bytes:
+    """A PNG declaring width x height whose (valid) compressed stream holds only `rows` rows."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + bytes([200]) * (width * 3) for _ in range(rows))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("width", "height", "rows"), [(96, 96, 10), (4000, 4000, 1), (12000, 12000, 1)])
+def test_a_png_whose_data_ends_early_is_refused_fast(width, height, rows):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(MixtaskError, match=f"truncated PNG: its data holds about {rows} of {height} rows"):
+        load_image(_png(width, height, rows))
+    assert time.perf_counter() - start < 5  # bounded by the file, not by the declared frame
+
+
+def test_complete_and_interlaced_pngs_still_load(tmp_path):
+    assert load_image(_png(16, 8, 8)).rgb.shape == (8, 16, 3)
+    rgb = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    for mode, image in (
+        ("RGB", Image.fromarray(rgb)),
+        ("P", Image.fromarray(rgb).quantize(16)),
+        ("I;16", Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)),
+    ):
+        path = tmp_path / f"{mode.replace(';', '')}.png"
+        image.save(path, interlace=1) if mode == "RGB" else image.save(path)
+        assert load_image(path).rgb.shape == (33, 47, 3), mode
