@@ -41,10 +41,25 @@ def load_checkpoint(run_dir: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpickling and truncation errors come in many types
-        raise MixtaskError(f"cannot resume: {path} is damaged ({type(error).__name__}: {error})") from None
+        # Not torch's message: it suggests loading with weights_only=False, which must never be followed.
+        raise MixtaskError(f"cannot resume: {path} is damaged or not a checkpoint ({type(error).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise MixtaskError(f"cannot resume: {path} is not a mixtask checkpoint of format {CHECKPOINT_FORMAT}")
+    check_state(path, state)
     return state
+
+
+REQUIRED = {"options": dict, "step": int, "wall_seconds": (int, float), "model": dict, "optimizer": dict, "rng": list}
+
+
+def check_state(path: Path, state: dict) -> None:
+    """Every key a resume reads, of the right type: a crafted file is one error naming the key."""
+    for key, kind in REQUIRED.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise MixtaskError(f"cannot resume: {path} has no valid {key!r} (found {type(value).__name__})")
+    if state["step"] < 0:
+        raise MixtaskError(f"cannot resume: {path} has a negative step ({state['step']})")
 
 
 def capture_rng(generators: dict[str, torch.Generator], sampler) -> dict:

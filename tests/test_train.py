@@ -508,3 +508,31 @@ def test_snapshot_exports_the_last_checkpoint_mid_run(assets, tmp_path):
     assert info.provenance["steps"] == 2 and info.provenance["stage"] == 1 and info.task_set.mixes == ()
     for key, value in read_checkpoint(tmp_path / "run")["model"].items():
         torch.testing.assert_close(model.state_dict()[key], value.float(), msg=key)
+
+
+@pytest.mark.parametrize(
+    ("crafted", "message"),
+    [
+        (lambda state: state.pop("options"), "no valid 'options'"),
+        (lambda state: state.update(step="12"), "no valid 'step'"),
+        (lambda state: state.pop("model"), "no valid 'model'"),
+        (lambda state: state.update(step=-3), "negative step"),
+    ],
+)
+def test_crafted_checkpoints_are_one_line(assets, tmp_path, crafted, message):
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=1), quiet=True)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    crafted(state)
+    torch.save(state, out / "checkpoint.pt")
+    result = CliRunner().invoke(app, ["train", "--resume", str(out), "--steps", "2", "-q"])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_random_bytes_as_a_checkpoint_never_suggest_unsafe_loading(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(os.urandom(3000))
+    result = CliRunner().invoke(app, ["train", "--resume", str(out), "-q"])
+    assert result.exit_code == 1 and "is damaged" in result.output
+    assert "weights_only" not in result.output and len(result.output.strip().splitlines()) == 1
