@@ -53,7 +53,7 @@ from mixtask.apply_plan import (
     predicted_format,
 )
 from mixtask.errors import MixtaskError
-from mixtask.fileio import write_bytes_atomic
+from mixtask.fileio import OutputExists, write_bytes_atomic
 
 __all__ = ["PROCESSED", "ApplyOptions", "ApplySummary", "apply_paths", "is_slug", "plan_jobs"]
 
@@ -183,7 +183,7 @@ def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
         rgb = taskmaps.translate(run.translator, loaded.rgb, run.vector)
     except MixtaskError as error:
         return Outcome(job, FAILED, _named(job, error))
-    return run.pool.submit(_write, job, target, format_name, rgb, loaded, run.options.quality)
+    return run.pool.submit(_write, job, target, format_name, rgb, loaded, run.options)
 
 
 def _named(job: Job, error: Exception) -> str:
@@ -191,17 +191,21 @@ def _named(job: Job, error: Exception) -> str:
     return message if message.startswith(job.name) else f"{job.name}: {message}"
 
 
-def _write(job: Job, target: Path, format_name: str, rgb, loaded: images.LoadedImage, quality: int) -> Outcome:
-    """Encode and write atomically. A write error (disk full, no permission) aborts the run."""
+def _write(job: Job, target: Path, format_name: str, rgb, loaded: images.LoadedImage, options: ApplyOptions):
+    """Encode and write atomically -> Outcome. A write error (disk full, no permission) aborts the run. Without
+    --overwrite an output another run wrote meanwhile is kept (ours is dropped), never replaced."""
     try:
-        data = images.encode(images.to_pil(rgb, loaded.alpha), format_name, quality, loaded.icc_profile)
+        data = images.encode(images.to_pil(rgb, loaded.alpha), format_name, options.quality, loaded.icc_profile)
     except (OSError, ValueError) as error:
         return Outcome(job, FAILED, f"{job.name}: cannot encode as {format_name} ({error})")
     if target == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_bytes_atomic(target, data)
+        try:
+            write_bytes_atomic(target, data, replace=options.overwrite)
+        except OutputExists as error:
+            return Outcome(job, KEPT, f"{job.name}: {error}")
     return Outcome(job, PROCESSED, target=target)
 
 

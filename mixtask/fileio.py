@@ -21,9 +21,16 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
+class OutputExists(MixtaskError):
+    """`path` appeared while we wrote it (another run): with replace=False it is kept, ours dropped."""
+
+
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds.
+
+    replace=False never replaces an existing `path`, not even one another process wrote a moment ago:
+    the file is hard-linked into place (which fails if the name exists), then the temporary name removed."""
     path = Path(path)
     try:  # the folder and the temporary file fail like the write itself: read-only, permissions, a file as folder
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +42,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield temp
         os.chmod(temp, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(temp, path)
+        if replace:
+            os.replace(temp, path)
+        else:
+            _link_exclusively(temp, path)
+    except FileExistsError:
+        temp.unlink(missing_ok=True)
+        raise OutputExists(f"output {path} exists (another run wrote it meanwhile); it was kept") from None
     except OSError as error:
         temp.unlink(missing_ok=True)
         raise _write_error(path, error) from None
@@ -44,12 +57,25 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def _link_exclusively(temp: Path, path: Path) -> None:
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: the check and the rename are then two steps
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(temp, path)
+        return
+    temp.unlink()
+
+
 def _write_error(path: Path, error: OSError) -> MixtaskError:
     if error.errno == errno.ENOSPC:
         return MixtaskError(f"disk full while writing {path}; nothing was written")
     return MixtaskError(f"cannot write {path}: {error.strerror or error}")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as temp:
+def write_bytes_atomic(path: Path, data: bytes, replace: bool = True) -> None:
+    with atomic_path(path, replace) as temp:
         temp.write_bytes(data)

@@ -250,6 +250,7 @@ def test_interrupted_rename_leaves_nothing(run, tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fileio.os, "replace", interrupted)
+    monkeypatch.setattr(fileio.os, "link", interrupted)  # the final move without --overwrite
     result = run(source, "-t", "seg")
     assert result.exit_code == 130 and not (tmp_path / "a.seg.png").exists() and no_debris(tmp_path)
 
@@ -262,6 +263,7 @@ def test_disk_full_stops_the_run(run, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(fileio.os, "replace", full)
+    monkeypatch.setattr(fileio.os, "link", full)  # the final move without --overwrite
     result = run(tmp_path / "in", "-t", "seg", "-o", tmp_path / "out")
     assert result.exit_code == 1 and "disk full" in result.stderr
     assert files_in(tmp_path / "out") == []
@@ -375,3 +377,29 @@ def test_sigterm_stops_a_folder_run_cleanly_with_143(tmp_path, tiny_weights, rgb
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and "mixtask: terminated" in stderr and "Traceback" not in stderr
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no .part left
+
+
+def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_path, rgb_image, monkeypatch):
+    from mixtask import taskmaps
+    from mixtask.fileio import OutputExists, write_bytes_atomic
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    source = folder / "in.png"
+    rgb_image.save(source)
+    target = folder / "out.png"
+    translate = taskmaps.translate
+
+    def racing(*args, **kwargs):  # the other run finishes its write while we translate
+        target.write_bytes(b"the other run's output")
+        return translate(*args, **kwargs)
+
+    monkeypatch.setattr(taskmaps, "translate", racing)
+    result = run(source, "--task", "seg", "-o", target)
+    assert result.exit_code == 1 and "another run wrote it meanwhile" in result.output
+    assert target.read_bytes() == b"the other run's output"
+    assert sorted(p.name for p in folder.iterdir()) == ["in.png", "out.png"]  # no temporary file left
+    with pytest.raises(OutputExists):
+        write_bytes_atomic(target, b"mine", replace=False)
+    write_bytes_atomic(target, b"mine")  # --overwrite's way
+    assert target.read_bytes() == b"mine"
