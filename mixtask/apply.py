@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mixtask import images, taskmaps
+from mixtask import cutout, images, taskmaps
 from mixtask.apply_plan import (
     FAILED,
     KEPT,
@@ -95,10 +96,11 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
     # a mix or strength the architecture cannot take: one error, not one per file
     native = taskmaps.takes_maps(translator)
     translator.check_task(vector if isinstance(vector, tuple) else taskmaps.vectors_to_check(vector, native))
+    cut = cutout.plan_cutout(options.cutout, options.bgcolor, task_set, vector)
     summary = ApplySummary()
     try:
         with Reporter(console, len(jobs)) as reporter:
-            _run(jobs, translator, vector, options, summary, reporter.advance)
+            _run(jobs, translator, vector, options, summary, reporter.advance, cut)
     finally:
         print_summary(summary, console, len(jobs))
     return summary
@@ -121,11 +123,12 @@ class _Run:
     options: ApplyOptions
     targets: Targets
     pool: ThreadPoolExecutor
+    cutout: cutout.Cutout | None = None  # seg's rendering (mixtask.cutout), None without seg
 
 
-def _run(jobs, translator, vector, options, summary: ApplySummary, advance) -> None:
+def _run(jobs, translator, vector, options, summary: ApplySummary, advance, cut=None) -> None:
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixtask-io")
-    run = _Run(translator, vector, options, Targets(jobs, options), pool)
+    run = _Run(translator, vector, options, Targets(jobs, options), pool, cut)
     writes: deque[Future] = deque()
     try:
         for job, ready in _prefetched(jobs, run):
@@ -160,7 +163,7 @@ def _prefetched(jobs: Iterable[Job], run: _Run) -> Iterator[tuple[Job, Outcome |
 
 
 def _precheck(job: Job, run: _Run) -> Outcome | None:
-    guess = predicted_format(job, run.options)
+    guess = predicted_format(job, run.options, cutout.has_alpha(run.cutout, False))
     return run.targets.check(job, job.target(guess)) if guess else None
 
 
@@ -174,16 +177,29 @@ def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
     """Decode result -> checked target -> model -> a queued write (or a failed outcome)."""
     try:
         loaded = decoding.result()
-        format_name = output_format(job, loaded, run.options)
+        alpha = cutout.has_alpha(run.cutout, loaded.alpha is not None)
+        format_name = output_format(job, loaded.format, alpha, run.options)
         target = job.target(format_name)
         stop = run.targets.check(job, target)
         if stop:
             return stop
         run.targets.claim(job, target)
-        rgb = taskmaps.translate(run.translator, loaded.rgb, run.vector)
+        image = _translated(run, loaded)
     except MixtaskError as error:
         return Outcome(job, FAILED, _named(job, error))
-    return run.pool.submit(_write, job, target, format_name, rgb, loaded, run.options)
+    return run.pool.submit(_write, job, target, format_name, image, loaded, run.options)
+
+
+def _translated(run: _Run, loaded: images.LoadedImage):
+    """The output as a PIL image: the translation with the input's alpha kept, or seg's cut-out."""
+    if run.cutout is None or run.cutout.mode == "black":
+        return images.to_pil(taskmaps.translate(run.translator, loaded.rgb, run.vector), loaded.alpha)
+    rgb, alpha, grey = cutout.render(run.translator, loaded.rgb, run.cutout, run.vector)
+    if grey is not None:
+        return images.grey_pil(grey)
+    if alpha is not None and loaded.alpha is not None:  # the input's own transparency stays transparent
+        alpha = (alpha.astype(np.uint16) * loaded.alpha // 255).astype(np.uint8)
+    return images.to_pil(rgb, alpha)
 
 
 def _named(job: Job, error: Exception) -> str:
@@ -191,11 +207,12 @@ def _named(job: Job, error: Exception) -> str:
     return message if message.startswith(job.name) else f"{job.name}: {message}"
 
 
-def _write(job: Job, target: Path, format_name: str, rgb, loaded: images.LoadedImage, options: ApplyOptions):
+def _write(job: Job, target: Path, format_name: str, image, loaded: images.LoadedImage, options: ApplyOptions):
     """Encode and write atomically -> Outcome. A write error (disk full, no permission) aborts the run. Without
     --overwrite an output another run wrote meanwhile is kept (ours is dropped), never replaced."""
     try:
-        data = images.encode(images.to_pil(rgb, loaded.alpha), format_name, options.quality, loaded.icc_profile)
+        icc = loaded.icc_profile if image.mode != "L" else None  # an RGB profile does not fit a grey mask
+        data = images.encode(image, format_name, options.quality, icc)
     except (OSError, ValueError) as error:
         return Outcome(job, FAILED, f"{job.name}: cannot encode as {format_name} ({error})")
     if target == STDIO:

@@ -38,6 +38,8 @@ class ApplyOptions:
     tile: int | None = None  # None = automatic
     task_map: Path | None = None  # an image of per-pixel strengths of the map_tasks (names, R, G, B)
     map_tasks: str | None = None
+    cutout: str | None = None  # with seg in the task: alpha (None: the default), black or mask (mixtask.cutout)
+    bgcolor: str | None = None  # R,G,B[,A]: the alpha cut-out on this colour
 
     def __post_init__(self):
         for name in ("output", "weights", "task_map"):  # API callers may pass str
@@ -270,20 +272,21 @@ class Targets:
             self.claimed[_resolved(target)] = job
 
 
-def predicted_format(job: Job, options: ApplyOptions) -> str | None:
-    """The output format guessed from names alone (None for stdin): lets --skip-existing skip decoding."""
+def predicted_format(job: Job, options: ApplyOptions, alpha: bool = False) -> str | None:
+    """The output format guessed from names alone (None for stdin): lets --skip-existing skip decoding.
+    `alpha`: the output has alpha whatever the input (a cut-out)."""
     if job.source == STDIO:
         return None
     implied = images.format_from_extension(job.out_file) if job.out_file not in (None, STDIO) else None
-    return implied or images.choose_format(options.format, images.format_from_extension(job.source), False)
+    return implied or images.choose_format(options.format, images.format_from_extension(job.source), alpha)
 
 
-def output_format(job: Job, loaded: images.LoadedImage, options: ApplyOptions) -> str:
-    """The real output format, known once the image (and whether it has alpha) is decoded."""
-    has_alpha = loaded.alpha is not None
+def output_format(job: Job, input_format: str | None, has_alpha: bool, options: ApplyOptions) -> str:
+    """The real output format, known once the image is decoded (and so whether the output has alpha)."""
     if job.out_file not in (None, STDIO):
         implied = images.format_from_extension(job.out_file)
         if has_alpha and implied not in images.ALPHA_FORMATS:
-            raise MixtaskError(f"{job.name} has transparency, which JPEG cannot hold; write -o NAME.png or .webp")
+            raise MixtaskError(f"{job.name}: the output has transparency, which JPEG cannot hold; "
+                               "write -o NAME.png or .webp (or --bgcolor R,G,B for an opaque cut-out)")  # fmt: skip
         return implied
-    return images.choose_format(options.format, loaded.format, has_alpha)
+    return images.choose_format(options.format, input_format, has_alpha)

@@ -240,6 +240,11 @@ def _deep_to_8bit(image: Image.Image) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+def grey_pil(grey: np.ndarray) -> Image.Image:
+    """(H, W) uint8 -> an 8-bit grey ("L") image."""
+    return Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8), "L")
+
+
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
     """RGB (H, W, 3) uint8 plus optional alpha (H, W) uint8 -> an RGB or RGBA image."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:

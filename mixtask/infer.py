@@ -484,6 +484,33 @@ class Translator:
         y = self._run(x, self.net.film(self._vectors(vector, 1, rgb.shape[:2])), to_bytes=True)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
+    @torch.inference_mode()
+    def gate_array(self, rgb: np.ndarray, vector, max_side: int = 1024) -> np.ndarray | None:
+        """The gated head's gate, sigmoid of its logit, as (H, W) float32 in [0, 1] (None for the rgb head).
+
+        Under seg alone the gate is the object mask: the output is gate x input, black elsewhere. It is read
+        in one untiled pass, on a copy shrunk to `max_side` when the image is larger (the mask is smooth, and
+        a salient object is judged better on the whole picture than tile by tile), then resized back."""
+        import torch.nn.functional as F
+
+        from mixtask.model import recording_gates
+
+        height, width = rgb.shape[:2]
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
+        scale = min(1.0, max_side / max(height, width))
+        if scale < 1:
+            size = (max(16, round(height * scale)), max(16, round(width * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        film = self.net.film(self._vectors(vector, 1, tuple(x.shape[-2:])))
+        with devices.threads_for(x.shape[-2] * x.shape[-1], self.device), recording_gates() as gates:
+            self.net.forward_any_size(self.net.prepare(x), film)
+        if not gates:
+            return None
+        gate = torch.sigmoid(gates[-1].float())[..., : x.shape[-2], : x.shape[-1]].cpu()
+        if gate.shape[-2:] != (height, width):
+            gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)
+        return gate[0, 0].clamp_(0, 1).numpy()
+
     def translate(self, image: Image.Image, task: str | tuple[float, ...]) -> Image.Image:
         """A PIL image of any mode -> translated PIL image (EXIF orientation applied, alpha kept)."""
         from mixtask.images import from_pil, to_pil

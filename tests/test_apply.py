@@ -66,18 +66,18 @@ def test_output_file_suffix_picks_format(run, tmp_path):
 
 def test_format_and_quality(run, tmp_path):
     source = write(tmp_path / "in" / "a.png", picture(64, 64))
-    assert run(source, "-t", "seg", "-o", tmp_path / "lo", "--format", "jpg", "-q", "20").exit_code == 0
-    assert run(source, "-t", "seg", "-o", tmp_path / "hi", "--format", "jpg", "-q", "95").exit_code == 0
+    assert run(source, "-t", "denoise", "-o", tmp_path / "lo", "--format", "jpg", "-q", "20").exit_code == 0
+    assert run(source, "-t", "denoise", "-o", tmp_path / "hi", "--format", "jpg", "-q", "95").exit_code == 0
     low, high = tmp_path / "lo" / "a.jpg", tmp_path / "hi" / "a.jpg"
     assert Image.open(low).format == "JPEG" and low.stat().st_size < high.stat().st_size
-    assert run(source, "-t", "seg", "-o", tmp_path / "w", "-f", "webp").exit_code == 0
+    assert run(source, "-t", "denoise", "-o", tmp_path / "w", "-f", "webp").exit_code == 0
     assert Image.open(tmp_path / "w" / "a.webp").format == "WEBP"
 
 
 def test_default_format_follows_input(run, tmp_path):
     for name in ("a.jpg", "b.webp", "c.bmp", "d.gif"):
         write(tmp_path / "in" / name)
-    assert run(tmp_path / "in", "-t", "seg", "-o", tmp_path / "out").exit_code == 0
+    assert run(tmp_path / "in", "-t", "denoise", "-o", tmp_path / "out").exit_code == 0
     assert files_in(tmp_path / "out") == ["a.jpg", "b.webp", "c.png", "d.png"]
 
 
@@ -86,9 +86,9 @@ def test_folder_recursion_mirrors_subfolders(run, tmp_path):
     for name in ("a.png", "sub/b.jpg", "sub/deeper/c.png", ".hidden/d.png", ".e.png"):
         write(src / name)
     (src / "notes.txt").write_text("not an image, not an error")
-    flat = run(src, "-t", "seg", "-o", tmp_path / "flat")
+    flat = run(src, "-t", "denoise", "-o", tmp_path / "flat")
     assert flat.exit_code == 0 and files_in(tmp_path / "flat") == ["a.png"]
-    deep = run(src, "-t", "seg", "-o", tmp_path / "deep", "--recursive")
+    deep = run(src, "-t", "denoise", "-o", tmp_path / "deep", "--recursive")
     assert deep.exit_code == 0, deep.stderr
     assert files_in(tmp_path / "deep") == ["a.png", "sub/b.jpg", "sub/deeper/c.png"]
     assert "3 processed, 0 skipped, 0 failed" in deep.stderr
@@ -160,8 +160,8 @@ def test_exif_orientation_swaps_dims(run, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     source = write(tmp_path / "rot.jpg", picture(32, 48), exif=exif)
-    assert run(source, "-t", "seg").exit_code == 0
-    assert Image.open(tmp_path / "rot.seg.jpg").size == (32, 48)
+    assert run(source, "-t", "denoise").exit_code == 0
+    assert Image.open(tmp_path / "rot.denoise.jpg").size == (32, 48)
 
 
 def test_unusual_modes(run, tmp_path):
@@ -395,7 +395,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_pa
         return translate(*args, **kwargs)
 
     monkeypatch.setattr(taskmaps, "translate", racing)
-    result = run(source, "--task", "seg", "-o", target)
+    result = run(source, "--task", "denoise", "-o", target)
     assert result.exit_code == 1 and "another run wrote it meanwhile" in result.output
     assert target.read_bytes() == b"the other run's output"
     assert sorted(p.name for p in folder.iterdir()) == ["in.png", "out.png"]  # no temporary file left

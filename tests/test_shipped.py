@@ -56,8 +56,8 @@ def test_readme_main_job_keeps_size_and_mode(tmp_path, monkeypatch):
         image.resize((96, 96)).save(small, quality=95)
     result = CliRunner().invoke(app, ["apply", str(small), "--task", "seg=1,style1=1", "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    with Image.open(tmp_path / "out" / "astronaut.jpg") as output:
-        assert output.size == (96, 96) and output.mode == "RGB"
+    with Image.open(tmp_path / "out" / "astronaut.png") as output:  # a cut-out: alpha, so PNG
+        assert output.size == (96, 96) and output.mode == "RGBA"
 
 
 @pytest.fixture(scope="module")

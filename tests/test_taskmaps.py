@@ -81,7 +81,7 @@ def test_flat_map_equals_the_uniform_vector(run, tmp_path):
     save(tmp_path / "flat.png", rgb_map(5, 7, red=153, green=255))  # other size: resized, still flat
     mapped = run(image, "--task-map", tmp_path / "flat.png", "--map-tasks", "style1,seg", "-o", tmp_path / "m.png")
     assert mapped.exit_code == 0, mapped.stderr
-    assert run(image, "--task", "style1=0.6,seg", "-o", tmp_path / "t.png").exit_code == 0
+    assert run(image, "--task", "style1=0.6,seg", "-o", tmp_path / "t.png", "--cutout", "black").exit_code == 0
     mapped, uniform_out = (np.asarray(Image.open(tmp_path / name)) for name in ("m.png", "t.png"))
     np.testing.assert_array_equal(mapped, uniform_out)
     assert np.abs(as_int(uniform_out) - as_int(random_rgb())).mean() > 5  # the task did change the image
@@ -94,7 +94,7 @@ def test_grayscale_map_with_a_base_task(run, tmp_path):
         image, "-t", "seg", "--task-map", tmp_path / "gray.png", "--map-tasks", "denoise", "-o", tmp_path / "m.png"
     )
     assert mapped.exit_code == 0, mapped.stderr
-    assert run(image, "-t", "seg,denoise=0.2", "-o", tmp_path / "t.png").exit_code == 0
+    assert run(image, "-t", "seg,denoise=0.2", "-o", tmp_path / "t.png", "--cutout", "black").exit_code == 0
     np.testing.assert_array_equal(
         np.asarray(Image.open(tmp_path / "m.png")), np.asarray(Image.open(tmp_path / "t.png"))
     )

@@ -11,12 +11,22 @@ from pathlib import Path
 import typer
 
 from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
+from mixtask.cutout import CUTOUT_MODES
 
 
 class OutputFormat(str, Enum):
     png = "png"
     jpg = "jpg"
     webp = "webp"
+
+
+CUTOUT_HELP = (
+    "With seg in the task: alpha (RGBA, alpha = the object mask; seg alone keeps the input's colours), "
+    "black (the network's output, background black) or mask (the mask, 8-bit grey).  [default: alpha]"
+)
+
+
+Cutout = Enum("Cutout", {mode: mode for mode in CUTOUT_MODES}, type=str)  # one place for the modes: mixtask.cutout
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +64,8 @@ def apply_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: Precision = typer.Option(Precision.auto, "--precision", help="Compute precision."),
     tile: int = typer.Option(0, "--tile", min=0, help="Tile side in pixels for big images; 0 = automatic."),
+    cutout: Cutout = typer.Option(None, "--cutout", help=CUTOUT_HELP, show_default=False),
+    bgcolor: str = typer.Option(None, "--bgcolor", metavar="R,G,B[,A]", help="Put the alpha cut-out on this colour."),
 ) -> None:
     """Apply a task (a mix of tasks, or a per-pixel task map) to images; exits 1 if any image failed."""
     from rich.console import Console
@@ -77,6 +89,8 @@ def apply_command(
         tile=tile or None,
         task_map=task_map,
         map_tasks=map_tasks,
+        cutout=cutout.value if cutout else None,
+        bgcolor=bgcolor,
     )
     summary = apply_paths(inputs, options, console=Console(stderr=True))
     raise typer.Exit(summary.exit_code)
