@@ -133,15 +133,21 @@ def style_groups(ctx: Context, task: Task) -> list[Group]:
     if reference is None:
         return []
     clean = ctx.samples.clean
+    output = ctx.translate(clean, {task.name: 1.0})
     rows = {
-        "model": style_metrics(ctx, reference, ctx.translate(clean, {task.name: 1.0}), clean),
+        "model": style_metrics(ctx, reference, output, clean),
         "identity": style_metrics(ctx, reference, clean, clean),
     }
-    if reference.teacher is not None:
-        rows["Magenta teacher"] = style_metrics(ctx, reference, reference.teacher(clean), clean)
-    if not rows["model"]:
+    if not {"style_distance", "fd"} & set(rows["model"]):
         ctx.notes.append(f"{task.name}: no VGG16 and no EfficientNet-Lite0, so no style metrics")
         return []
+    if reference.teacher is not None:
+        rendering = reference.teacher(clean)
+        rows["Magenta teacher"] = style_metrics(ctx, reference, rendering, clean)
+        # A pixel target too: the style's own L2, against which its mixes' L2 is measured (`add_member_ratios`).
+        rows["model"] |= _means(
+            {"mse": metrics.mse(output, rendering), "psnr_teacher": metrics.psnr(output, rendering)}
+        )
     if reference.floor_features is not None:
         fd = metrics.frechet_distance(reference.floor_features, reference.crop_features)
         rows["style crops (FD floor)"] = {"fd": round(fd, 4)}
@@ -188,7 +194,8 @@ def mix_group(ctx: Context, mix: tuple[str, ...]) -> Group | None:
 def add_member_ratios(groups: list[Group]) -> None:
     """The issue's mix bar, on each mix's model row as `l2_ratio`: its L2 to the synthesised target over
     the largest single-task L2 of its members. A member counts where it has a pixel target: a
-    restoration task (its own group) or seg (on composites); a style's target is perceptual, not pixels."""
+    restoration task (its own group), seg (on composites), or a style where the style teacher runs (its
+    rendering; without the teacher a style's target is perceptual, not pixels)."""
     model_rows = {group.name: group.rows["model"] for group in groups}
     for group in groups:
         if group.kind != "mix":

@@ -21,6 +21,7 @@ STYLE_COLUMNS = {
     "style_distance": ("style dist.", "{:.3f}"),
     "content_distance": ("content dist.", "{:.3f}"),
     "layout_correlation": ("layout corr.", "{:.3f}"),
+    "psnr_teacher": ("PSNR vs teacher", "{:.2f}"),
     "fd": ("FD-EffNetLite0", "{:.1f}"),
 }
 PIXEL_CAPTION = (
@@ -29,7 +30,11 @@ PIXEL_CAPTION = (
     "rule on the target; L2 / members: a mix's L2 to its target over its members' largest single-task L2 "
     "(restoration and seg members; issue bar <= 1.5); of several classical baselines only the best by PSNR is shown"
 )
-STYLE_CAPTION = "relative distances (0 = the style's Grams / the input's relu3_3); FD: {fd_label}, {count} vs {count}"
+STYLE_CAPTION = (
+    "relative distances (0 = the style's Grams / the input's relu3_3); layout corr.: correlation of the 32x32 grey "
+    "layouts of output and input (1: the photo is kept); PSNR vs teacher: against the Magenta teacher's rendering; "
+    "FD: {fd_label}, {count} vs {count}"
+)
 
 
 def _title(result: dict, what: str) -> str:

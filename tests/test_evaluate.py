@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask import evaluate
+from mixtask import eval_inputs, evaluate
 from mixtask.cli import app
 from mixtask.evaluate import Backbones, EvalOptions, run_evaluation
 from mixtask.model import ModelConfig
@@ -75,6 +75,7 @@ def test_identity_model_scores_perfect_recon_and_fills_every_row(
     tiny_weights, data_root, tmp_path, monkeypatch, fake_backbones
 ):
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
+    monkeypatch.setattr(eval_inputs, "style_teacher", lambda image, notes: None)  # as where ONNX Runtime is missing
     out, markdown = tmp_path / "eval.json", tmp_path / "eval.md"
     outputs = ("--json", out, "--markdown", markdown)
     result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *outputs, "--strength-sweep")
@@ -167,3 +168,21 @@ def test_record_stores_results_in_the_weights(tiny_weights, data_root, fake_back
     assert result.exit_code == 0, result.output
     metrics = read_info(tiny_weights).metrics
     assert metrics["held_out"] and {g["name"] for g in metrics["groups"]} >= {"recon", "denoise"}
+
+
+def test_with_the_style_teacher_a_style_has_a_pixel_l2_and_its_mixes_are_measured_against_it(
+    tiny_weights, data_root, tmp_path, monkeypatch, fake_backbones
+):
+    """A stand-in teacher (the image darkened) renders the style part of the targets and gets a row of its own."""
+    monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
+    monkeypatch.setattr(eval_inputs, "style_teacher", lambda image, notes: lambda x: x * 0.5)
+    out = tmp_path / "eval.json"
+    assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--json", out).exit_code == 0
+    report = json.loads(out.read_text())
+    groups = {g["name"]: g["rows"] for g in report["groups"]}
+    style, teacher = groups["style1"]["model"], groups["style1"]["Magenta teacher"]
+    assert teacher["layout_correlation"] == pytest.approx(1.0, abs=1e-5)  # darkening keeps the layout
+    assert style["psnr_teacher"] < 30 and style["mse"] > 0  # the identity is not the teacher's rendering
+    mix, denoise = groups["denoise+style1"]["model"], groups["denoise"]["model"]
+    assert mix["l2_ratio"] == pytest.approx(mix["mse"] / max(denoise["mse"], style["mse"]), rel=1e-3)
+    assert "mix targets: their style part is rendered by the Magenta style teacher" in report["notes"]
