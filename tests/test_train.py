@@ -100,7 +100,7 @@ def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
     run = setup_run(tiny_options(assets, tmp_path / "run", adversarial_weight=0.0), _no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == "seg")
     assert run.disc is None
-    assert set(optimize(run, job, prepare(run, job))) == {"seg", "seg.bce", "seg.dice", "total"}
+    assert set(optimize(run, job, prepare(run, job))) == {"seg", "seg.bce", "seg.dice", "seg.l1", "total"}
     run = setup_run(tiny_options(assets, tmp_path / "l2", adversarial_weight=0.0, seg_loss="l2"), _no_ddp())
     assert set(optimize(run, job, prepare(run, job))) == {"seg", "total"}
 

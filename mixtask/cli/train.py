@@ -28,7 +28,7 @@ STYLE_LOSS_HELP = (
     "teacher: L1 to renderings by the Magenta style teacher (--teachers), made once per photo; "
     "perceptual: the paper's VGG content + Gram loss."
 )
-SEG_LOSS_HELP = "mask: L2 on the image plus BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
+SEG_LOSS_HELP = "mask: L2 + L1 on the image, BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
     "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "

@@ -48,7 +48,7 @@ class TrainOptions:
     tv_weight: float = 50.0
     adversarial_weight: float = 0.01  # 0 turns the PatchGAN off
     style_loss: str = "teacher"  # "teacher": L1 to the Magenta teacher's renderings; "perceptual": the paper's VGG loss
-    seg_loss: str = "mask"  # "mask": L2 plus BCE + Dice on the gated head's gate; "l2": the paper's L2 alone
+    seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
     mask_set: str | None = None  # masks/<name>/ to train seg on when the data has several; None: the only one

@@ -30,14 +30,16 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
-    from mixtask.losses import adversarial_losses, l2, mask_losses
+    from mixtask.losses import adversarial_losses, l1, l2, mask_losses
 
     target = batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
     terms = {name: l2(output, target)}
     if gate is not None:
         mask_terms = mask_losses(gate, batch.mask)
         terms |= {f"{name}.{key}": value for key, value in mask_terms.items()}
-        terms[name] = terms[name] + run.options.mask_weight * sum(mask_terms.values())
+        # L1 on the image too: it pulls the background to exact black, where the L2's pull fades near zero
+        terms[f"{name}.l1"] = l1(output, target)
+        terms[name] = terms[name] + run.options.mask_weight * sum(mask_terms.values()) + terms[f"{name}.l1"]
     if loss != "l2+adversarial" or run.disc is None:
         return terms, None
     generator_loss, _ = adversarial_losses(run.disc, output, target, condition=batch.input)
