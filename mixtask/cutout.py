@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # numpy and the metrics are imported where a cut-out is made:
     import numpy as np
 
 CUTOUT_MODES = ("alpha", "black", "mask")
+# The mask is read on a copy of at most this many pixels on its long side: near the scale seg is trained at.
+# On the 37 val photos with an object, IoU of gate > 0.5 against the ISNet labels (step 1,900 of the
+# issue-14 run): 0.382 at 192, 0.386 at 256, 0.379 at 384, 0.376 at 512, 0.351 at 1024 px.
+MASK_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def object_mask(translator, rgb: np.ndarray, cutout: Cutout, vector: tuple[float
 
     from mixtask.metrics import FOREGROUND_THRESHOLD
 
-    gate = translator.gate_array(rgb, alone)
+    gate = translator.gate_array(rgb, alone, max_side=MASK_SIDE)
     if gate is not None:
         return gate
     output = translator.translate_array(rgb, alone).astype(np.float32) / 255

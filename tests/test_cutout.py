@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mixtask.cli import app
-from mixtask.cutout import on_background
+from mixtask.cutout import MASK_SIDE, on_background
 from mixtask.infer import Translator
 from mixtask.model import ModelConfig
 from mixtask.tasks import DEFAULT_TASK_SET
@@ -59,7 +59,7 @@ def test_seg_gives_the_photo_with_the_gate_as_alpha_by_default(tiny_weights, pho
     rgba = np.asarray(out)
     np.testing.assert_array_equal(rgba[..., :3], decoded(photo))  # the input's own colours (rembg)
     vector = DEFAULT_TASK_SET.vector({"seg": 1.0})
-    gate = translator.gate_array(decoded(photo), vector)
+    gate = translator.gate_array(decoded(photo), vector, max_side=MASK_SIDE)
     np.testing.assert_array_equal(rgba[..., 3], np.rint(gate * 255).astype(np.uint8))
     assert 0 < gate.min() < gate.max() < 1 and gate.max() - gate.min() > 0.1  # a soft mask, not a constant
 
@@ -80,7 +80,7 @@ def test_a_mix_with_seg_is_the_rest_of_the_mix_on_a_transparent_background(tiny_
     assert apply(tiny_weights, photo, "-t", "seg=1,style1=1", "-o", tmp_path / "mix.png").exit_code == 0
     rgba = np.asarray(Image.open(tmp_path / "mix.png"))
     np.testing.assert_array_equal(rgba[..., :3], translator.translate_array(decoded(photo), "style1"))
-    alone = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}))
+    alone = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
     np.testing.assert_array_equal(rgba[..., 3], np.rint(alone * 255).astype(np.uint8))
 
 
@@ -89,7 +89,7 @@ def test_bgcolor_composites_the_cutout(tiny_weights, photo, translator, tmp_path
     assert Image.open(tmp_path / "red.jpg").mode == "RGB"  # opaque: JPEG is fine
     assert apply(tiny_weights, photo, "-t", "seg", "--bgcolor", "0,0,255,128", "-o", tmp_path / "t.png").exit_code == 0
     rgba = np.asarray(Image.open(tmp_path / "t.png"))
-    mask = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}))
+    mask = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
     assert rgba.shape[2] == 4 and rgba[..., 3].min() >= 127  # at least the background's own opacity
     expected_rgb, expected_alpha, _ = on_background(decoded(photo), mask, (0, 0, 255, 128))
     np.testing.assert_array_equal(rgba[..., 3], expected_alpha)
@@ -126,3 +126,11 @@ def test_the_rgb_head_reads_its_mask_from_the_output(tmp_path, photo):
     output = translator.translate_array(decoded(photo), "seg").astype(np.float32) / 255
     expected = np.rint(np.clip(output.max(axis=2) / 0.2, 0, 1) * 255).astype(np.uint8)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), expected)
+
+
+def test_the_mask_of_a_large_image_is_read_small_and_resized_back(translator):
+    big = np.asarray(Image.fromarray(RGB).resize((700, 500), Image.BILINEAR))
+    gate = translator.gate_array(big, DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
+    assert gate.shape == (500, 700) and gate.dtype == np.float32 and 0 <= gate.min() <= gate.max() <= 1
+    small = translator.gate_array(big, DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=140)
+    assert np.abs(gate - small).mean() > 0  # the working size is honoured
