@@ -28,7 +28,8 @@ PIXEL_CAPTION = (
     "PSNR dB vs target (100 = identical); PSNR dmg: holes / scratch pixels only; MSE-IN: ImageNet-normalised "
     "(paper Table 3); IoU: object read from the output (max channel > {threshold}); read-back ceiling: the same "
     "rule on the target; L2 / members: a mix's L2 to its target over its members' largest single-task L2 "
-    "(restoration and seg members; issue bar <= 1.5); of several classical baselines only the best by PSNR is shown"
+    "(restoration, seg and, where the style teacher runs, style members; issue bar <= 1.5); "
+    "of several classical baselines only the best by PSNR is shown"
 )
 STYLE_CAPTION = (
     "relative distances (0 = the style's Grams / the input's relu3_3); layout corr.: correlation of the 32x32 grey "
