@@ -102,16 +102,14 @@ def on_background(colours: np.ndarray, mask: np.ndarray, background: tuple[int, 
     """The cut-out over a plain colour: RGB, or RGBA when the colour has an alpha of its own."""
     import numpy as np
 
-    colour = np.array(background[:3], np.float32)
+    colour, background_opacity = np.array(background[:3], np.float32), (background[3:] or (255,))[0] / 255
     weight = mask[..., None]
-    rgb = np.rint(colours.astype(np.float32) * weight + colour * (1 - weight)).astype(np.uint8)
-    if len(background) == 3:
-        return rgb, None, None
-    opacity = mask + background[3] / 255 * (1 - mask)  # straight alpha: colour over a translucent background
-    blended = (colours.astype(np.float32) * weight + colour * (background[3] / 255) * (1 - weight)) / np.maximum(
+    opacity = mask + background_opacity * (1 - mask)  # straight alpha: colour over a (translucent) background
+    blended = (colours.astype(np.float32) * weight + colour * background_opacity * (1 - weight)) / np.maximum(
         opacity[..., None], 1e-6
     )
-    return np.rint(np.clip(blended, 0, 255)).astype(np.uint8), np.rint(255 * opacity).astype(np.uint8), None
+    rgb = np.rint(np.clip(blended, 0, 255)).astype(np.uint8)
+    return rgb, (np.rint(255 * opacity).astype(np.uint8) if len(background) == 4 else None), None
 
 
 def has_alpha(cutout: Cutout | None, input_alpha: bool) -> bool:

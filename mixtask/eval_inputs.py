@@ -243,14 +243,20 @@ def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor
 
     folder = default_teacher_dir()
     if importlib.util.find_spec("onnxruntime") is None or not (folder / STYLE_TRANSFORM).is_file():
-        notes.append(f"no style teacher (ONNX Runtime and {folder}): mix targets use the model's own styles")
+        note = f"no style teacher (ONNX Runtime and {folder}): mix targets use the model's own styles"
+        if note not in notes:  # one note for all styles
+            notes.append(note)
         return None
     teacher = StyleTeacher(folder, style_image)
+    rendered: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id of a kept input -> (input, rendering)
 
     def render(x: torch.Tensor) -> torch.Tensor:
-        rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        styled = [torch.from_numpy(teacher.render(image).copy()) for image in rgb]
-        return torch.stack(styled).permute(0, 3, 1, 2).float() / 255
+        """Once per input: the style row and a mix on the same clean samples share it (as `Context.translate`)."""
+        if id(x) not in rendered:
+            rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            styled = [torch.from_numpy(teacher.render(image).copy()) for image in rgb]
+            rendered[id(x)] = (x, torch.stack(styled).permute(0, 3, 1, 2).float() / 255)  # keeping x keeps its id
+        return rendered[id(x)][1]
 
     return render
 

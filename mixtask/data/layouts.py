@@ -58,15 +58,15 @@ def image_files(folder: Path) -> tuple[Path, ...]:
     )
 
 
-def _has_split_folders(base: Path) -> bool:
+def has_split_folders(base: Path) -> bool:
     return (base / "train").is_dir()
 
 
-def _split_folder(base: Path, split: str) -> Path | None:
+def split_folder(base: Path, split: str) -> Path | None:
     """`base/<split>/` when `base/train/` exists; else `base` itself is the train split."""
     if not base.is_dir():
         return None
-    if _has_split_folders(base):
+    if has_split_folders(base):
         folder = base / split
         return folder if folder.is_dir() else None
     return base if split == "train" else None
@@ -86,7 +86,7 @@ def _mixtask_find(root: Path) -> Path | None:
 
 def _mixtask_splits(root: Path) -> tuple[str, ...]:
     photos = root / "photos"
-    if not _has_split_folders(photos):
+    if not has_split_folders(photos):
         return ("train",)
     return tuple(sorted(p.name for p in photos.iterdir() if p.is_dir() and SPLIT_PATTERN.match(p.name)))
 
@@ -111,19 +111,19 @@ def _choose_mask_set(root: Path, wanted: str | None) -> str | None:
 def _masks_by_stem(root: Path, mask_set: str | None, split: str) -> dict[str, Path]:
     if mask_set is None:
         return {}
-    folder = _split_folder(root / "masks" / mask_set, split)
+    folder = split_folder(root / "masks" / mask_set, split)
     return {p.stem: p for p in image_files(folder)} if folder else {}
 
 
 def _mixtask_files(root: Path, split: str, mask_set: str | None) -> SourceFiles:
-    photo_dir = _split_folder(root / "photos", split)
+    photo_dir = split_folder(root / "photos", split)
     if photo_dir is None:
         raise MixtaskError(
             f"{root} has no {split!r} split (splits: {', '.join(_mixtask_splits(root))}); "
             f"put its photos in {root / 'photos' / split}"
         )
     photos = image_files(photo_dir)
-    cutout_dir = _split_folder(root / "cutouts", split)
+    cutout_dir = split_folder(root / "cutouts", split)
     mask_set = _choose_mask_set(root, mask_set)
     stems = _masks_by_stem(root, mask_set, split)
     masks = {p: stems[p.stem] for p in photos if p.stem in stems}  # masks without a photo are ignored
@@ -170,7 +170,7 @@ def _voc_ids(root: Path, split: str) -> list[str]:
 def _voc_cutouts(given: Path, root: Path, split: str) -> tuple[Path, ...]:
     """Optional cut-outs for composites: `cutouts/` in the folder given or beside JPEGImages/."""
     for base in dict.fromkeys((given, root)):
-        folder = _split_folder(base / "cutouts", split)
+        folder = split_folder(base / "cutouts", split)
         if folder:
             return image_files(folder)
     return ()

@@ -69,15 +69,19 @@ def stylizer(run: Run) -> Callable:
     return make_stylizer(run.teacher, run.plan.task_set, lambda: ddp.autocast(run.device, run.dtype))
 
 
+def teacher_rendering(run: Run, batch: Batch, name: str) -> torch.Tensor:
+    """The style teacher's rendering of the batch's clean images in style `name` (--style-loss teacher)."""
+    index = [spec.name for spec in run.options.styles].index(name)
+    return batch.styled[:, 3 * index : 3 * index + 3].float()
+
+
 def teacher_renderings(run: Run, batch: Batch) -> Callable:
-    """`stylize(images, style_name)` that returns the style teacher's rendering of the batch's clean images."""
-    names = [spec.name for spec in run.options.styles]
+    """`stylize(images, style_name)` for `render_target`: the teacher's rendering of the batch's clean images."""
 
     def stylize(images, name: str):
         if images is not batch.clean:  # a rendering of a rendering: mixes of two styles are refused anyway
             raise ValueError("the style teacher rendered the clean images only")
-        index = names.index(name)
-        return batch.styled[:, 3 * index : 3 * index + 3].float()
+        return teacher_rendering(run, batch, name)
 
     return stylize
 

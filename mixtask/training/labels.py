@@ -9,7 +9,6 @@ Existing masks are kept unless `overwrite`; a photo that cannot be read is repor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +23,13 @@ class LabelReport:
 
 
 def mask_folder(root: Path, name: str, split: str) -> Path:
-    """masks/<name>/<split>/ when the photos are split into folders, else masks/<name>/."""
-    return root / "masks" / name / split if (root / "photos" / "train").is_dir() else root / "masks" / name
+    """masks/<name>/<split>/ when the photos are split into folders, else masks/<name>/ (the layout's rule)."""
+    from mixtask.data.layouts import has_split_folders
+
+    return root / "masks" / name / split if has_split_folders(root / "photos") else root / "masks" / name
 
 
-def label_folder(
-    root: Path, model: Path, name: str = "u2netp", split: str = "train", overwrite: bool = False,
-    progress: Callable[[Path], None] | None = None,
-) -> LabelReport:  # fmt: skip
+def label_folder(root: Path, model: Path, name: str = "u2netp", split: str = "train", overwrite: bool = False):
     from PIL import Image
 
     from mixtask.fileio import write_bytes_atomic
@@ -54,20 +52,15 @@ def label_folder(
         except MixtaskError as error:
             report.failed.append((photo, str(error)))
             continue
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(target, encode(Image.fromarray(teacher.mask(rgb)), "png"))
+        write_bytes_atomic(target, encode(Image.fromarray(teacher.mask(rgb)), "png"))  # makes the folder too
         report.written.append(target)
-        if progress:
-            progress(photo)
     return report
 
 
 def _photos(root: Path, split: str) -> tuple[Path, ...]:
-    from mixtask.data.layouts import image_files
+    from mixtask.data.layouts import image_files, split_folder
 
-    folder = root / "photos" / split if (root / "photos" / "train").is_dir() else root / "photos"
-    if split != "train" and folder == root / "photos":
-        raise MixtaskError(f"{root / 'photos'} has no split folders: only the train split can be labelled")
-    if not folder.is_dir():
-        raise MixtaskError(f"no photo folder {folder}")
+    folder = split_folder(root / "photos", split)
+    if folder is None:
+        raise MixtaskError(f"{root} has no {split!r} split of photos (photos/{split}/, or photos/ for train)")
     return image_files(folder)

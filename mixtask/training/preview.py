@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from mixtask import distributed as ddp
-from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_renderings, to_device
+from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
 
@@ -35,7 +35,7 @@ def preview_target(run: Run, job: Job, batch: Batch) -> torch.Tensor | None:
         return batch.target[0]
     if job.rule is not None and job.rule.kinds == ("style",):
         if batch.styled is not None:  # --style-loss teacher: its rendering is the target
-            return teacher_renderings(run, batch)(batch.clean, job.rule.names[0])[0]
+            return teacher_rendering(run, batch, job.rule.names[0])[0]
         return run.style_images[job.rule.names[0]][0]
     if job.rule is not None and not job.rule.styles:
         return (batch.clean * batch.mask)[0] if job.rule.needs_mask else batch.clean[0]

@@ -14,7 +14,7 @@ import torch
 from mixtask import distributed as ddp
 from mixtask.mixing import KIND_ROLES
 from mixtask.model import recording_gates
-from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_renderings, to_device
+from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
 
@@ -26,7 +26,7 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     if loss == "perceptual" and run.options.style_loss == "teacher":
         from mixtask.losses import l1
 
-        return {name: l1(output, teacher_renderings(run, batch)(batch.clean, name))}, None
+        return {name: l1(output, teacher_rendering(run, batch, name))}, None
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
