@@ -39,6 +39,7 @@ class EvalOptions:
     seed: int = 0
     batch: int = 4
     device: str = "cpu"
+    only: tuple[str, ...] = ()  # tasks and mixes ("denoise+style1") to score, besides recon; (): all of them
 
     def check(self) -> None:
         if self.size < MIN_SIZE:

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from mixtask.capabilities import not_applicable, of_class
+from mixtask.errors import MixtaskError
 from mixtask.eval_groups import (
     SECTIONS,
     SWEEP_STRENGTHS,
@@ -64,12 +65,26 @@ def _split_notes(split: str) -> list[str]:
     return []
 
 
+def selected(task_set, can, only: tuple[str, ...]) -> tuple[list, list]:
+    """The tasks and trained mixes to score: all of them, or those named by `--only` (unknown names refused)."""
+    tasks, mixes = list(task_set.tasks), list(task_set.mixes if can.mixes else ())
+    if not only:
+        return tasks, mixes
+    names = {task.name for task in tasks} | {"+".join(mix) for mix in mixes}
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise MixtaskError(f"--only: unknown task or mix {', '.join(unknown)} (this model has: {known})")
+    return [task for task in tasks if task.name in only], [mix for mix in mixes if "+".join(mix) in only]
+
+
 def _all_groups(ctx: Context, log: Log) -> list[Group]:
     groups = [recon_group(ctx)]
-    for task in ctx.task_set.tasks:
+    tasks, mixes = selected(ctx.task_set, ctx.can, ctx.options.only)
+    for task in tasks:
         log(f"evaluating {task.name}")
         groups += SECTIONS[task.kind](ctx, task)
-    for mix in ctx.task_set.mixes if ctx.can.mixes else ():
+    for mix in mixes:
         log(f"evaluating mix {'+'.join(mix)}")
         groups += [group for group in [mix_group(ctx, mix)] if group is not None]
     add_member_ratios(groups)
@@ -81,7 +96,7 @@ def _strength_sweep(ctx: Context, log: Log) -> list[dict]:
         na = {"metric": "n/a", "values": [], "direction": "n/a", "monotonic": None, "reason": ctx.can.not_continuous}
         return [{"task": task.name, **na} for task in ctx.task_set.tasks]
     rows = []
-    for task in ctx.task_set.tasks:
+    for task in selected(ctx.task_set, ctx.can, ctx.options.only)[0]:
         log(f"strength sweep of {task.name}")
         rows.append(sweep_task(ctx, task))
     return [row for row in rows if row is not None]
@@ -93,13 +108,15 @@ def run_evaluation(options: EvalOptions, backbones: Backbones | None = None, log
     options.check()
     model, info = load_model(options.weights)
     model = model.to(options.device, memory_format=torch.channels_last).eval()
+    can = of_class(info.config.arch, type(model))
+    tasks, _ = selected(info.task_set, can, options.only)  # refuses unknown --only names before any work
     notes = _split_notes(options.split)
     log(f"sampling {options.count} fixed examples per task from the {options.split} split")
     samples = make_samples(options, notes)
     if backbones is None:
-        has_style = any(task.kind == "style" for task in info.task_set.tasks)
+        scored = {part for name in options.only for part in name.split("+")} or {task.name for task in tasks}
+        has_style = any(task.kind == "style" and task.name in scored for task in info.task_set.tasks)
         backbones = load_backbones(options) if has_style else Backbones()
-    can = of_class(info.config.arch, type(model))
     ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes, can=can)
     ctx.styles = load_styles(ctx, info.provenance)
     groups = _all_groups(ctx, log)

@@ -115,6 +115,15 @@ def test_two_runs_give_identical_json(tiny_weights, data_root, tmp_path, fake_ba
     assert 0 < recon["psnr"] < 100  # a random tiny model really ran
 
 
+def test_only_scores_the_named_tasks_and_mixes(tiny_weights, data_root, tmp_path, fake_backbones):
+    out = tmp_path / "only.json"
+    only = ("--only", "denoise,seg+style1")
+    result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--json", out, *only)
+    assert result.exit_code == 0, result.output
+    groups = [group["name"] for group in json.loads(out.read_text())["groups"]]
+    assert groups == ["recon", "denoise", "seg+style1"]
+
+
 def test_train_split_is_labelled_not_held_out(tiny_weights, data_root, tmp_path, fake_backbones):
     out = tmp_path / "train.json"
     result = _eval("-w", tiny_weights, "--data", data_root, "--split", "train", *SIZE, "--count", "2", "--json", out)
@@ -143,6 +152,9 @@ def test_any_task_set_works_and_missing_backbones_are_notes(data_root, tmp_path)
         (["--style", "style1"], "write it as TASK=IMAGE"),
         (["--count", "1"], "--count must be at least 2"),
         (["--split", "test"], "no 'test' split"),
+        (["--only", "denoise,bogus"], "--only: unknown task or mix bogus"),
+        (["--only", " , "], "--only needs task or mix names"),
+        (["--only", "denoise", "--record"], "drop --only to record"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(tiny_weights, data_root, extra, message):

@@ -105,6 +105,48 @@ def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
     assert set(optimize(run, job, prepare(run, job))) == {"seg", "total"}
 
 
+@pytest.mark.parametrize("task", ["inpaint", "denoise"])
+def test_damage_weight_adds_the_l2_over_the_damaged_pixels(assets, tmp_path, task):
+    from mixtask.training.step import job_losses
+
+    run = setup_run(tiny_options(assets, tmp_path / "run", damage_weight=3.0, mix_method=2), _no_ddp())
+    job = next(job for job in run.plan.jobs(1) if job.name == task)
+    batch = prepare(run, job)
+    damaged = (batch.input != batch.clean).any(dim=1, keepdim=True)
+    assert 0 < damaged.float().mean() < 0.5
+    output = batch.clean.clone()
+    output[:, :, :1] = 0  # wrong on the first row only
+    terms, _ = job_losses(run, job, output, batch)
+    expected = ((output - batch.clean) ** 2 * damaged).sum() / (3 * damaged.sum())
+    assert float(terms[f"{task}.damaged"]) == pytest.approx(float(expected), rel=1e-5)
+    whole = float(((output - batch.clean) ** 2).mean())
+    assert float(terms["total"]) == pytest.approx(whole + 3.0 * float(expected), rel=1e-5)
+    mix = next(job for job in run.plan.jobs(1) if job.rule is not None and job.rule.is_mix and job.rule.corruptions)
+    assert not any(name.endswith(".damaged") for name in job_losses(run, mix, output, prepare(run, mix))[0])
+
+
+def test_compiled_steps_match_eager_ones(assets, tmp_path):
+    """--compile is a speed setting only: the same seg steps (gate supervised through the compiled graph) give
+    the same losses and weights as eager ones."""
+    results = []
+    for compile in (False, True):
+        options = tiny_options(assets, tmp_path / f"compile{compile}", adversarial_weight=0.0, compile=compile)
+        run = setup_run(options, _no_ddp())
+        job = next(job for job in run.plan.jobs(1) if job.name == "seg")
+        batches = [prepare(run, job) for _ in range(2)]
+        losses = [optimize(run, job, batch) for batch in batches]
+        results.append((losses, [p.grad.clone() for p in run.net.parameters() if p.grad is not None]))
+    (eager_losses, eager_grads), (compiled_losses, compiled_grads) = results
+    for eager, compiled in zip(eager_losses, compiled_losses):
+        assert compiled.keys() == eager.keys()
+        for name in eager:
+            assert compiled[name] == pytest.approx(eager[name], rel=1e-4, abs=1e-6), name
+    # Gradients, not weights: Adam turns the float noise of a zero gradient (a bias before a norm) into a full step.
+    assert len(compiled_grads) == len(eager_grads) > 0
+    for x, y in zip(eager_grads, compiled_grads):
+        torch.testing.assert_close(y, x, rtol=1e-3, atol=1e-6 + 1e-3 * float(x.abs().max()))
+
+
 def _no_ddp():
     from mixtask.distributed import DistContext
 

@@ -22,6 +22,9 @@ def _style_pair(text: str) -> tuple[str, str]:
     return name.lower(), image
 
 
+ONLY_HELP = "Score only these tasks and mixes (and recon), e.g. denoise,inpaint or seg+style1: for quick probes."
+
+
 @user_errors
 def eval_command(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (e.g. ../shared/data)."),
@@ -38,15 +41,24 @@ def eval_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the crops and corruptions."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     record: bool = typer.Option(False, "--record", help="Store the results in the weights file's metrics."),
+    only: str = typer.Option(None, "--only", help=ONLY_HELP, show_default=False),
 ) -> None:
     """Score every task and trained mix against the identity and classical baselines."""
     from rich.console import Console
 
+    from mixtask.errors import MixtaskError
     from mixtask.eval_report import result_tables
     from mixtask.evaluate import EvalOptions, run_evaluation, write_json
 
     styles = tuple(_style_pair(text) for text in style)
-    options = EvalOptions(data, weights, split, size, count, vgg, effnet, styles, strength_sweep, seed, device=device)
+    selection = tuple(name.strip() for name in only.split(",") if name.strip()) if only is not None else ()
+    if only is not None and not selection:
+        raise MixtaskError("--only needs task or mix names, e.g. --only denoise,inpaint")
+    if record and selection:
+        raise MixtaskError("--record stores a whole evaluation: drop --only to record")
+    options = EvalOptions(
+        data, weights, split, size, count, vgg, effnet, styles, strength_sweep, seed, device=device, only=selection
+    )
     console, errors = Console(), Console(stderr=True)
     result = run_evaluation(options, log=lambda message: errors.print(message, style="dim", highlight=False))
     for table in result_tables(result):

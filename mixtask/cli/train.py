@@ -18,9 +18,10 @@ METHOD_HELP = (
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
 RESUME_HELP = (
-    "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights and, "
-    "in stage 1, --stage1-steps may change)."
+    "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
+    "--compile and, in stage 1, --stage1-steps may change)."
 )
+COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
@@ -29,6 +30,7 @@ STYLE_LOSS_HELP = (
     "perceptual: the paper's VGG content + Gram loss."
 )
 SEG_LOSS_HELP = "mask: L2 + L1 on the image, BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
+DAMAGE_WEIGHT_HELP = "inpaint/denoise alone: add this times the L2 over the damaged pixels only (0: off)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
     "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "
@@ -96,6 +98,7 @@ def train_command(
     style_loss: StyleLoss = typer.Option(StyleLoss.teacher, "--style-loss", help=STYLE_LOSS_HELP),
     seg_loss: SegLoss = typer.Option(SegLoss.mask, "--seg-loss", help=SEG_LOSS_HELP),
     mask_weight: float = typer.Option(1.0, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."),
+    damage_weight: float = typer.Option(0.0, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
     teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder [default: ../shared/teachers]"),
     init: Path = typer.Option(None, "--init", help=INIT_HELP),
     masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
@@ -110,6 +113,7 @@ def train_command(
     head: Head = typer.Option(Head.gated, "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(Precision.auto, "--precision", help="auto: bf16 where the CPU/GPU has it."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP, show_default=False),
     synth: Path = typer.Option(None, "--synth", help="Folder from `mixtask synth`: extra mixed samples (method 3)."),
     preview_every: int = typer.Option(250, "--preview-every", help="Preview sheet every N steps; 0: never."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Checkpoint every N steps (and on Ctrl-C)."),
@@ -126,7 +130,7 @@ def train_command(
             raise MixtaskError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, --stage1-steps"
             )
-        options = resume_options(resume, steps, size, stage1_steps, lr, job_weights)
+        options = resume_options(resume, steps, size, stage1_steps, lr, job_weights, compile)
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
@@ -138,10 +142,12 @@ def train_command(
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
+            damage_weight=damage_weight,
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
             res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
+            compile=bool(compile),
             synth=None if synth is None else str(synth), preview_every=preview_every,
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),
         )  # fmt: skip

@@ -69,6 +69,7 @@ def provenance(run: Run, stage: int) -> dict:
         "style_loss": options.style_loss,
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
+        "damage_weight": options.damage_weight,
         "style_teachers": run.style_teachers,
         "init": options.init,
         "hardware": describe_hardware(run.device, run.dtype, run.ctx.world_size),

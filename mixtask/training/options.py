@@ -50,6 +50,7 @@ class TrainOptions:
     style_loss: str = "teacher"  # "teacher": L1 to the Magenta teacher's renderings; "perceptual": the paper's VGG loss
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
+    damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
     mask_set: str | None = None  # masks/<name>/ to train seg on when the data has several; None: the only one
     init: str | None = None  # a weights file to start the network from (a warm start), same tasks and architecture
@@ -65,6 +66,7 @@ class TrainOptions:
     head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
     device: str = "auto"
+    compile: bool = False  # torch.compile the network's forward and backward (same numerics, faster steps)
     synth: str | None = None
     log_every: int = 1
     preview_every: int = 250
@@ -149,6 +151,7 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss in SEG_LOSSES, f"--seg-loss must be one of {', '.join(SEG_LOSSES)}"),
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
+        (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
@@ -195,10 +198,11 @@ def resume_options(
     stage1: int | None = None,
     lr: float | None = None,
     job_weights: str | None = None,
+    compile: bool | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
-    new learning rate `lr` (a step decay by hand), new `job_weights` or, while the run is still in
-    stage 1, a new end of stage 1 (`stage1`)."""
+    new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only) or,
+    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
@@ -219,6 +223,8 @@ def resume_options(
         options = replace(options, lr=lr)
     if job_weights is not None:
         options = replace(options, job_weights=job_weights)
+    if compile is not None:
+        options = replace(options, compile=compile)
     check_options(options)
     return options
 

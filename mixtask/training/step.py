@@ -55,6 +55,15 @@ def supervises_gate(run: Run, job: Job) -> bool:
     return run.options.seg_loss == "mask" and job.source == "members" and rule.needs_mask and not rule.is_mix
 
 
+def damaged_l2(output: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The L2 over the damaged pixels alone (`--damage-weight`): holes and scratches cover a few per cent of a
+    crop, so the whole-image L2 is mostly the easy pass-through. The damaged pixels are where the input differs
+    from the clean image (a restoration task alone: nothing else changed them)."""
+    damaged = (batch.input.float() - batch.clean.float()).abs().amax(dim=1, keepdim=True) > 0
+    squared = (output.float() - batch.clean.float()).square() * damaged
+    return squared.sum() / (damaged.sum() * output.shape[1]).clamp_min(1)
+
+
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
     from mixtask.losses import l2
@@ -66,6 +75,10 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
         member_terms, member_disc = member_loss(run, name, kind, output, batch, gate)
         terms |= member_terms
         disc_inputs = disc_inputs or member_disc
+    if run.options.damage_weight and job.rule.corruptions and not job.rule.is_mix:
+        (name,) = job.rule.names
+        terms[f"{name}.damaged"] = damaged_l2(output, batch)
+        terms[name] = terms[name] + run.options.damage_weight * terms[f"{name}.damaged"]
     terms["total"] = sum(terms[name] for name in job.rule.names)
     return terms, disc_inputs
 
