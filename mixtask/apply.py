@@ -37,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mixtask import cutout, images, taskmaps
+from mixtask import cutout, images, taskmaps, usermask
 from mixtask.apply_plan import (
     FAILED,
     KEPT,
@@ -97,10 +97,12 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
     native = taskmaps.takes_maps(translator)
     translator.check_task(vector if isinstance(vector, tuple) else taskmaps.vectors_to_check(vector, native))
     cut = cutout.plan_cutout(options.cutout, options.bgcolor, task_set, vector)
+    user_mask = usermask.plan_user_mask(options.mask, task_set, vector)
     summary = ApplySummary()
     try:
         with Reporter(console, len(jobs)) as reporter:
-            _run(jobs, translator, vector, options, summary, reporter.advance, cut)
+            run = _Run(translator, vector, options, Targets(jobs, options), cut, user_mask)
+            _run(jobs, run, summary, reporter.advance)
     finally:
         print_summary(summary, console, len(jobs))
     return summary
@@ -122,13 +124,15 @@ class _Run:
     vector: tuple
     options: ApplyOptions
     targets: Targets
-    pool: ThreadPoolExecutor
     cutout: cutout.Cutout | None = None  # seg's rendering (mixtask.cutout), None without seg
+    user_mask: usermask.UserMask | None = None  # --mask: inpaint there only (mixtask.usermask)
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixtask-io")
+    )
 
 
-def _run(jobs, translator, vector, options, summary: ApplySummary, advance, cut=None) -> None:
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixtask-io")
-    run = _Run(translator, vector, options, Targets(jobs, options), pool, cut)
+def _run(jobs, run: _Run, summary: ApplySummary, advance) -> None:
+    pool = run.pool
     writes: deque[Future] = deque()
     try:
         for job, ready in _prefetched(jobs, run):
@@ -184,14 +188,18 @@ def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
         if stop:
             return stop
         run.targets.claim(job, target)
-        image = _translated(run, loaded)
+        image = _translated(run, loaded, job)
     except MixtaskError as error:
         return Outcome(job, FAILED, _named(job, error))
     return run.pool.submit(_write, job, target, format_name, image, loaded, run.options)
 
 
-def _translated(run: _Run, loaded: images.LoadedImage):
+def _translated(run: _Run, loaded: images.LoadedImage, job: Job):
     """The output as a PIL image: the translation with the input's alpha kept, or seg's cut-out."""
+    if run.user_mask is not None:
+        height, width = loaded.rgb.shape[:2]
+        mask = run.user_mask.for_image(None if job.source == STDIO else job.source, height, width)
+        return images.to_pil(usermask.inpaint(run.translator, loaded.rgb, mask, run.vector), loaded.alpha)
     if run.cutout is None or run.cutout.mode == "black":
         return images.to_pil(taskmaps.translate(run.translator, loaded.rgb, run.vector), loaded.alpha)
     rgb, alpha, grey = cutout.render(run.translator, loaded.rgb, run.cutout, run.vector)

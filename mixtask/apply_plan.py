@@ -40,9 +40,15 @@ class ApplyOptions:
     map_tasks: str | None = None
     cutout: str | None = None  # with seg in the task: alpha (None: the default), black or mask (mixtask.cutout)
     bgcolor: str | None = None  # R,G,B[,A]: the alpha cut-out on this colour
+    mask: Path | None = None  # inpaint where this mask (or a folder of masks) is white (mixtask.usermask)
+
+    @property
+    def chosen_format(self) -> str | None:
+        """--format, or PNG under --mask (lossless: the kept pixels stay exact); None: the input's format."""
+        return self.format or ("png" if self.mask is not None else None)
 
     def __post_init__(self):
-        for name in ("output", "weights", "task_map"):  # API callers may pass str
+        for name in ("output", "weights", "task_map", "mask"):  # API callers may pass str
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.overwrite and self.skip_existing:
@@ -278,7 +284,7 @@ def predicted_format(job: Job, options: ApplyOptions, alpha: bool = False) -> st
     if job.source == STDIO:
         return None
     implied = images.format_from_extension(job.out_file) if job.out_file not in (None, STDIO) else None
-    return implied or images.choose_format(options.format, images.format_from_extension(job.source), alpha)
+    return implied or images.choose_format(options.chosen_format, images.format_from_extension(job.source), alpha)
 
 
 def output_format(job: Job, input_format: str | None, has_alpha: bool, options: ApplyOptions) -> str:
@@ -289,4 +295,4 @@ def output_format(job: Job, input_format: str | None, has_alpha: bool, options: 
             raise MixtaskError(f"{job.name}: the output has transparency, which JPEG cannot hold; "
                                "write -o NAME.png or .webp (or --bgcolor R,G,B for an opaque cut-out)")  # fmt: skip
         return implied
-    return images.choose_format(options.format, input_format, has_alpha)
+    return images.choose_format(options.chosen_format, input_format, has_alpha)

@@ -20,6 +20,10 @@ class OutputFormat(str, Enum):
     webp = "webp"
 
 
+MASK_HELP = (
+    "With --task inpaint: fill where this mask is white and keep every other pixel exactly (PNG output unless "
+    "--format); a folder: one mask per input, named like it."
+)
 CUTOUT_HELP = (
     "With seg in the task: alpha (RGBA, alpha = the object mask; seg alone keeps the input's colours), "
     "black (the network's output, background black) or mask (the mask, 8-bit grey).  [default: alpha]"
@@ -66,6 +70,7 @@ def apply_command(
     tile: int = typer.Option(0, "--tile", min=0, help="Tile side in pixels for big images; 0 = automatic."),
     cutout: Cutout = typer.Option(None, "--cutout", help=CUTOUT_HELP, show_default=False),
     bgcolor: str = typer.Option(None, "--bgcolor", metavar="R,G,B[,A]", help="Put the alpha cut-out on this colour."),
+    mask: Path = typer.Option(None, "--mask", metavar="FILE|DIR", help=MASK_HELP, show_default=False),
 ) -> None:
     """Apply a task (a mix of tasks, or a per-pixel task map) to images; exits 1 if any image failed."""
     from rich.console import Console
@@ -91,6 +96,7 @@ def apply_command(
         map_tasks=map_tasks,
         cutout=cutout.value if cutout else None,
         bgcolor=bgcolor,
+        mask=mask,
     )
     summary = apply_paths(inputs, options, console=Console(stderr=True))
     raise typer.Exit(summary.exit_code)
