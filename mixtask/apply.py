@@ -56,7 +56,7 @@ from mixtask.apply_plan import (
 from mixtask.errors import MixtaskError
 from mixtask.fileio import OutputExists, write_bytes_atomic
 
-__all__ = ["PROCESSED", "ApplyOptions", "ApplySummary", "apply_paths", "is_slug", "plan_jobs"]
+__all__ = ["PROCESSED", "ApplyOptions", "ApplySummary", "apply_paths", "is_slug", "plan_jobs", "render"]
 
 PREFETCH = 2  # decodes running ahead of the model
 MAX_PENDING_WRITES = 2
@@ -195,14 +195,21 @@ def _translate(job: Job, decoding: Future, run: _Run) -> Outcome | Future:
 
 
 def _translated(run: _Run, loaded: images.LoadedImage, job: Job):
-    """The output as a PIL image: the translation with the input's alpha kept, or seg's cut-out."""
+    mask = None
     if run.user_mask is not None:
         height, width = loaded.rgb.shape[:2]
         mask = run.user_mask.for_image(None if job.source == STDIO else job.source, height, width)
-        return images.to_pil(usermask.inpaint(run.translator, loaded.rgb, mask, run.vector), loaded.alpha)
-    if run.cutout is None or run.cutout.mode == "black":
-        return images.to_pil(taskmaps.translate(run.translator, loaded.rgb, run.vector), loaded.alpha)
-    rgb, alpha, grey = cutout.render(run.translator, loaded.rgb, run.cutout, run.vector)
+    return render(run.translator, loaded, run.vector, run.cutout, mask)
+
+
+def render(translator, loaded: images.LoadedImage, vector, cut: cutout.Cutout | None = None, mask=None):
+    """The output as a PIL image: the translation with the input's alpha kept, seg's cut-out (`cut`, from
+    `cutout.plan_cutout`), or with a user `mask` (H, W) bool an inpainting of the masked pixels only."""
+    if mask is not None:
+        return images.to_pil(usermask.inpaint(translator, loaded.rgb, mask, vector), loaded.alpha)
+    if cut is None or cut.mode == "black":
+        return images.to_pil(taskmaps.translate(translator, loaded.rgb, vector), loaded.alpha)
+    rgb, alpha, grey = cutout.render(translator, loaded.rgb, cut, vector)
     if grey is not None:
         return images.grey_pil(grey)
     if alpha is not None and loaded.alpha is not None:  # the input's own transparency stays transparent

@@ -18,6 +18,7 @@ from mixtask.cli import (
     evaluate,
     info,
     label,
+    serve,
     snapshot,
     sweep,
     synth,
@@ -47,7 +48,8 @@ def _root(
     """Many image translations, and mixes of them, from one FiLM-conditioned network."""
 
 
-for module in (apply, sweep, damage, tasks, info, label, train, synth, snapshot, curves, evaluate, bench, compare):
+COMMANDS = (apply, sweep, damage, tasks, info, serve, label, train, synth, snapshot, curves, evaluate, bench, compare)
+for module in COMMANDS:
     module.register(app)
 
 
