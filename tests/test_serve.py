@@ -175,7 +175,7 @@ def test_the_page_updates_the_output_when_a_slider_moves(server, tmp_path):
         page.wait_for_function(f"document.getElementById('output').src !== {json.dumps(before)}")
         page.wait_for_function("document.getElementById('output').complete")
         assert "style1" in page.text_content("#status")
-        page.fill("#slider-seg+style1", "1")  # a mix slider moves its members
+        page.fill('[id="slider-seg+style1"]', "1")  # a mix slider moves its members
         assert page.input_value("#slider-seg") == "1"
         page.screenshot(path=str(artefacts / "serve-page.png"), full_page=True)
         browser.close()
