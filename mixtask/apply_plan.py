@@ -17,6 +17,15 @@ from mixtask.errors import MixtaskError
 from mixtask.tasks import TaskSet
 
 STDIO = Path("-")
+
+
+def argument_path(text: str) -> Path:
+    """A command-line path: `-` alone is stdin (or stdout for -o); `./-` and the like are the file named `-`
+    (made absolute, since Path("./-") == Path("-"))."""
+    path = Path(text)
+    return path.absolute() if path == STDIO and text != "-" else path
+
+
 FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 PROCESSED, SKIPPED, KEPT, FAILED = "processed", "skipped", "kept", "failed"
 

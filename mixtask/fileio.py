@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     path = Path(path)
     try:  # the folder and the temporary file fail like the write itself: read-only, permissions, a file as folder
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        remove_stale_parts(path)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
     except OSError as error:
         raise _write_error(path, error) from None
     os.close(fd)
@@ -55,6 +57,30 @@ def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_parts(path: Path) -> list[Path]:
+    """Remove the temporary files a killed writer of `path` left (`.NAME.PID.xxxx.part` whose process is gone);
+    a live writer's file is kept. Returns what was removed."""
+    removed = []
+    prefix = f".{path.name}."
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*.part"):
+        pid = candidate.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
 
 
 def _link_exclusively(temp: Path, path: Path) -> None:

@@ -403,3 +403,30 @@ def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_pa
         write_bytes_atomic(target, b"mine", replace=False)
     write_bytes_atomic(target, b"mine")  # --overwrite's way
     assert target.read_bytes() == b"mine"
+
+
+def test_a_killed_writers_part_file_is_cleaned_up_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from mixtask.fileio import write_bytes_atomic
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)  # that process has exited (its pid is free unless reused at once)
+    stale = tmp_path / f".out.png.{dead_pid}.x1y2.part"
+    live = tmp_path / f".out.png.{os.getpid()}.a1b2.part"  # this process: alive
+    other = tmp_path / f".other.png.{dead_pid}.c3d4.part"  # another output's: not ours to judge now
+    for path in (stale, live, other):
+        path.write_bytes(b"half")
+    write_bytes_atomic(tmp_path / "out.png", b"data")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "out.png").read_bytes() == b"data"
+
+
+def test_dot_slash_dash_is_the_file_named_dash_not_stdin(run, tmp_path, rgb_image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rgb_image.save(tmp_path / "-", format="PNG")
+    result = run("./-", "--task", "denoise", "-o", "./-.out.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "-.out.png").size == rgb_image.size

@@ -15,13 +15,13 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from mixtask.infer import Translator  # noqa: E402
-from mixtask.serve import create_app  # noqa: E402
-from mixtask.tasks import DEFAULT_TASK_SET  # noqa: E402
-from mixtask.weights import save_weights  # noqa: E402
-from tests.conftest import make_tiny_model  # noqa: E402
+from mixtask.infer import Translator
+from mixtask.serve import create_app
+from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.weights import save_weights
+from tests.conftest import make_tiny_model
 
 RGB = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 

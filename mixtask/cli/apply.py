@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def apply_command(
-    inputs: list[Path] = typer.Argument(..., help="Image files, folders, or - to read one image from stdin."),
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUTS...", help="Image files, folders, or - to read one image from stdin (./- is a file)."
+    ),
     task: list[str] = typer.Option(
         None,
         "--task",
@@ -56,7 +58,7 @@ def apply_command(
     map_tasks: str = typer.Option(
         None, "--map-tasks", help="Tasks the --task-map channels drive, in order R,G,B, e.g. style1,seg."
     ),
-    output: Path = typer.Option(
+    output: str = typer.Option(
         None, "--output", "-o", help="FILE (.png/.jpg/.webp; one input), DIR, or - for stdout. Default: beside input."
     ),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk sub-folders; mirror them under -o DIR."),
@@ -76,13 +78,14 @@ def apply_command(
     from rich.console import Console
 
     from mixtask.apply import ApplyOptions, apply_paths
+    from mixtask.apply_plan import argument_path
     from mixtask.errors import MixtaskError
 
     if task and len(task) > 1:  # a second --task would silently replace the first
         raise MixtaskError(f"--task given {len(task)} times; give it once, tasks joined by ',' (e.g. seg,style1)")
     options = ApplyOptions(
         task=task[0] if task else None,
-        output=output,
+        output=None if output is None else argument_path(output),
         recursive=recursive,
         overwrite=overwrite,
         skip_existing=skip_existing,
@@ -98,5 +101,5 @@ def apply_command(
         bgcolor=bgcolor,
         mask=mask,
     )
-    summary = apply_paths(inputs, options, console=Console(stderr=True))
+    summary = apply_paths([argument_path(text) for text in inputs], options, console=Console(stderr=True))
     raise typer.Exit(summary.exit_code)
