@@ -146,8 +146,11 @@ def _run(jobs, run: _Run, summary: ApplySummary, advance) -> None:
         while writes:
             _record(summary, writes.popleft().result(), advance)
     finally:
-        # Ctrl-C or an abort: drop queued work; a write already running finishes atomically.
+        # Ctrl-C or an abort: drop queued work; a write already running finishes atomically, and is counted.
         pool.shutdown(wait=True, cancel_futures=True)
+        for write in writes:
+            if write.done() and not write.cancelled() and write.exception() is None:
+                _record(summary, write.result(), advance)
 
 
 def _record(summary: ApplySummary, outcome: Outcome, advance) -> None:

@@ -430,3 +430,33 @@ def test_dot_slash_dash_is_the_file_named_dash_not_stdin(run, tmp_path, rgb_imag
     result = run("./-", "--task", "denoise", "-o", "./-.out.png")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "-.out.png").size == rgb_image.size
+
+
+def test_an_interrupt_counts_the_writes_that_finished(run, tmp_path, monkeypatch):
+    """Ctrl-C while a write is queued: the writes that still complete are in the summary, not 'not done'."""
+    import threading
+
+    from mixtask import apply as apply_module
+
+    for name in ("a.png", "b.png", "c.png"):
+        write(tmp_path / "in" / name)
+    translate, write_file, calls, written = apply_module._translate, apply_module._write, [], threading.Semaphore(0)
+
+    def counted_write(*args):
+        outcome = write_file(*args)
+        written.release()
+        return outcome
+
+    def interrupt_on_the_third(job, decoding, run_state):
+        calls.append(job)
+        if len(calls) == 3:  # both earlier writes are on disk, perhaps not yet taken into the summary
+            assert written.acquire(timeout=10) and written.acquire(timeout=10)
+            raise KeyboardInterrupt
+        return translate(job, decoding, run_state)
+
+    monkeypatch.setattr(apply_module, "_write", counted_write)
+    monkeypatch.setattr(apply_module, "_translate", interrupt_on_the_third)
+    result = run(tmp_path / "in", "-t", "denoise", "-o", tmp_path / "out")
+    assert result.exit_code == 130
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert "2 processed" in result.stderr and "1 not done" in result.stderr
