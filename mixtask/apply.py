@@ -283,6 +283,8 @@ class Reporter:
 def summary_lines(summary: ApplySummary, total: int) -> list[str]:
     """`wrote X` for a single image; else counts, every failure, and the first few kept outputs."""
     done = summary.count(PROCESSED)
+    if total == 1 and not summary.outcomes:
+        return []  # stopped before its one image was done: the error (or interrupt) line says why
     if total == 1 and done == 1:
         target = summary.outcomes[0].target
         return [] if target == STDIO else [f"wrote {target}"]
