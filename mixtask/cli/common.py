@@ -11,6 +11,11 @@ import typer
 from mixtask.errors import MixtaskError
 
 WEIGHTS_HELP = "Weights file (.safetensors); default: the shipped model in weights/."
+# Optional dependencies (pyproject.toml's extras): a command that needs a missing one says which extra has it.
+OPTIONAL_MODULES = {
+    "cv2": "eval", "pytorch_msssim": "eval", "matplotlib": "train", "onnxruntime": "train",
+    "fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "starlette": "serve",
+}  # fmt: skip
 
 
 class Precision(str, Enum):
@@ -50,6 +55,13 @@ def user_errors(command):
             return command(*args, **kwargs)
         except MixtaskError as error:
             raise fail(str(error)) from None
+        except ModuleNotFoundError as error:
+            extra = OPTIONAL_MODULES.get((error.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise fail(
+                f"this command needs {error.name}, from the [{extra}] extra: pip install 'mixtask[{extra}]'"
+            ) from None
         except Terminated:
             print("mixtask: terminated", file=sys.stderr)
             raise typer.Exit(143) from None

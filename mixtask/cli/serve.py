@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
-from mixtask.errors import MixtaskError
 
 HOST_HELP = "Address to bind; the default serves this machine only (0.0.0.0: every network, at your own risk)."
 
@@ -31,14 +30,10 @@ def serve_command(
     Example: mixtask serve --port 8000, then open http://127.0.0.1:8000/ or
     curl -F image=@photo.jpg -F task=seg=1,style1=1 http://127.0.0.1:8000/v1/translate -o out.png
     """
-    try:
-        import uvicorn
+    import uvicorn  # a missing [serve] extra is reported by user_errors
 
-        from mixtask.serve import create_app
-    except ImportError as error:
-        extra = "pip install 'mixtask[serve]'"
-        raise MixtaskError(f"mixtask serve needs the [serve] extra ({error.name} is missing): {extra}") from None
     from mixtask.infer import Translator
+    from mixtask.serve import create_app
 
     translator = Translator.from_file(weights, device=device, precision=precision.value)
     app = create_app(translator, max_bytes=int(max_mb * 1024 * 1024), max_waiting=max_waiting)
