@@ -125,6 +125,36 @@ def test_damage_weight_adds_the_l2_over_the_damaged_pixels(assets, tmp_path, tas
     assert not any(name.endswith(".damaged") for name in job_losses(run, mix, output, prepare(run, mix))[0])
 
 
+@pytest.mark.parametrize("task", ["inpaint", "denoise"])
+def test_keep_weight_trains_the_gate_towards_the_undamaged_pixels(assets, tmp_path, task):
+    from mixtask.losses import keep_loss
+
+    run = setup_run(tiny_options(assets, tmp_path / "run", keep_weight=1.0, adversarial_weight=0.0), _no_ddp())
+    job = next(job for job in run.plan.jobs(1) if job.name == task)
+    losses = optimize(run, job, prepare(run, job))
+    assert set(losses) == {task, f"{task}.keep", "total"} and 0 < losses[f"{task}.keep"] < 10
+    keep = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    keep[..., :2] = True
+    right, wrong = torch.where(keep, 9.0, -9.0), torch.where(keep, -9.0, 9.0)
+    assert float(keep_loss(right, keep)) < 1e-3 < 8 < float(keep_loss(wrong, keep))
+    # the two classes weigh the same, however few damaged pixels there are
+    mostly_kept = torch.ones(1, 1, 10, 10, dtype=torch.bool)
+    mostly_kept[..., 0, 0] = False
+    assert float(keep_loss(torch.full((1, 1, 10, 10), 9.0), mostly_kept)) == pytest.approx(0.5 * 9, abs=0.01)
+
+
+def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):
+    from mixtask.training.step import job_losses
+
+    run = setup_run(tiny_options(assets, tmp_path / "run", restoration_l1=2.0), _no_ddp())
+    job = next(job for job in run.plan.jobs(1) if job.name == "denoise")
+    batch = prepare(run, job)
+    output = batch.clean + 0.1
+    terms, _ = job_losses(run, job, output, batch)
+    assert float(terms["denoise.l1"]) == pytest.approx(0.1, rel=1e-4)
+    assert float(terms["total"]) == pytest.approx(0.01 + 2 * 0.1, rel=1e-4)
+
+
 def test_compiled_steps_match_eager_ones(assets, tmp_path):
     """--compile is a speed setting only: the same seg steps (gate supervised through the compiled graph) give
     the same losses and weights as eager ones."""

@@ -31,6 +31,8 @@ STYLE_LOSS_HELP = (
 )
 SEG_LOSS_HELP = "mask: L2 + L1 on the image, BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
 DAMAGE_WEIGHT_HELP = "inpaint/denoise alone: add this times the L2 over the damaged pixels only (0: off)."
+KEEP_WEIGHT_HELP = "inpaint/denoise alone: BCE of the gated head's gate against the undamaged pixels, times this."
+RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image (it pulls kept pixels to exact)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
     "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "
@@ -99,6 +101,8 @@ def train_command(
     seg_loss: SegLoss = typer.Option(SegLoss.mask, "--seg-loss", help=SEG_LOSS_HELP),
     mask_weight: float = typer.Option(1.0, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."),
     damage_weight: float = typer.Option(0.0, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
+    keep_weight: float = typer.Option(0.0, "--keep-weight", help=KEEP_WEIGHT_HELP),
+    restoration_l1: float = typer.Option(0.0, "--restoration-l1", help=RESTORATION_L1_HELP),
     teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder [default: ../shared/teachers]"),
     init: Path = typer.Option(None, "--init", help=INIT_HELP),
     masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
@@ -143,6 +147,8 @@ def train_command(
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
             damage_weight=damage_weight,
+            keep_weight=keep_weight,
+            restoration_l1=restoration_l1,
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",

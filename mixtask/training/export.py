@@ -70,6 +70,8 @@ def provenance(run: Run, stage: int) -> dict:
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
         "damage_weight": options.damage_weight,
+        "keep_weight": options.keep_weight,
+        "restoration_l1": options.restoration_l1,
         "style_teachers": run.style_teachers,
         "init": options.init,
         "hardware": describe_hardware(run.device, run.dtype, run.ctx.world_size),

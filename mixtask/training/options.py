@@ -51,6 +51,8 @@ class TrainOptions:
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
+    keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
+    restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
     mask_set: str | None = None  # masks/<name>/ to train seg on when the data has several; None: the only one
     init: str | None = None  # a weights file to start the network from (a warm start), same tasks and architecture
@@ -152,6 +154,9 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
+        (math.isfinite(options.keep_weight) and options.keep_weight >= 0, "--keep-weight must be >= 0"),
+        (math.isfinite(options.restoration_l1) and options.restoration_l1 >= 0, "--restoration-l1 must be >= 0"),
+        (options.keep_weight == 0 or options.head == "gated", "--keep-weight needs --head gated"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),

@@ -34,7 +34,7 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
 
     target = batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
     terms = {name: l2(output, target)}
-    if gate is not None:
+    if gate is not None and KIND_ROLES[kind].masks_target:
         mask_terms = mask_losses(gate, batch.mask)
         terms |= {f"{name}.{key}": value for key, value in mask_terms.items()}
         # L1 on the image too: it pulls the background to exact black, where the L2's pull fades near zero
@@ -49,17 +49,27 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
 
 
 def supervises_gate(run: Run, job: Job) -> bool:
-    """--seg-loss mask: the single seg task's gate logit is trained against the mask (in a mix the gate is not
-    the mask: scratches inside the object are generated, a styled object is not passed through)."""
+    """Whether the job's gate logit is trained directly: the single seg task's against the mask (--seg-loss
+    mask), a single restoration's against its undamaged pixels (--keep-weight). In a mix the gate is neither:
+    scratches inside the object are generated, a styled object is not passed through."""
     rule = job.rule
-    return run.options.seg_loss == "mask" and job.source == "members" and rule.needs_mask and not rule.is_mix
+    if job.source != "members" or rule.is_mix:
+        return False
+    if rule.needs_mask:
+        return run.options.seg_loss == "mask"
+    return bool(rule.corruptions) and run.options.keep_weight > 0
+
+
+def damaged_pixels(batch: Batch) -> torch.Tensor:
+    """(B, 1, H, W) bool: where a restoration's input differs from the clean image (a restoration task alone:
+    nothing but its holes or scratches changed them)."""
+    return (batch.input.float() - batch.clean.float()).abs().amax(dim=1, keepdim=True) > 0
 
 
 def damaged_l2(output: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The L2 over the damaged pixels alone (`--damage-weight`): holes and scratches cover a few per cent of a
-    crop, so the whole-image L2 is mostly the easy pass-through. The damaged pixels are where the input differs
-    from the clean image (a restoration task alone: nothing else changed them)."""
-    damaged = (batch.input.float() - batch.clean.float()).abs().amax(dim=1, keepdim=True) > 0
+    crop, so the whole-image L2 is mostly the easy pass-through."""
+    damaged = damaged_pixels(batch)
     squared = (output.float() - batch.clean.float()).square() * damaged
     return squared.sum() / (damaged.sum() * output.shape[1]).clamp_min(1)
 
@@ -75,10 +85,21 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
         member_terms, member_disc = member_loss(run, name, kind, output, batch, gate)
         terms |= member_terms
         disc_inputs = disc_inputs or member_disc
-    if run.options.damage_weight and job.rule.corruptions and not job.rule.is_mix:
+    if job.rule.corruptions and not job.rule.is_mix:  # a restoration alone
         (name,) = job.rule.names
-        terms[f"{name}.damaged"] = damaged_l2(output, batch)
-        terms[name] = terms[name] + run.options.damage_weight * terms[f"{name}.damaged"]
+        if run.options.restoration_l1:
+            from mixtask.losses import l1
+
+            terms[f"{name}.l1"] = l1(output, batch.clean)
+            terms[name] = terms[name] + run.options.restoration_l1 * terms[f"{name}.l1"]
+        if run.options.damage_weight:
+            terms[f"{name}.damaged"] = damaged_l2(output, batch)
+            terms[name] = terms[name] + run.options.damage_weight * terms[f"{name}.damaged"]
+        if gate is not None:
+            from mixtask.losses import keep_loss
+
+            terms[f"{name}.keep"] = keep_loss(gate, ~damaged_pixels(batch))
+            terms[name] = terms[name] + run.options.keep_weight * terms[f"{name}.keep"]
     terms["total"] = sum(terms[name] for name in job.rule.names)
     return terms, disc_inputs
 
