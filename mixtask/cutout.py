@@ -1,9 +1,9 @@
 """Cut-outs a user can use (rembg's conventions): seg's object as alpha, on its own, or on a colour.
 
 `--cutout` of `mixtask apply`, for a task vector with seg in it:
-- `alpha` (the default): RGBA, alpha = the object mask. Seg alone keeps the input's own colours
-  (rembg's convention); a mix with seg takes its colours from the same vector without seg (e.g.
-  `seg=1,style1=1`: the style1 rendering), so soft edges are not darkened by seg's black background.
+- `alpha` (the default): RGBA, alpha = the object mask, colour = the input's own colours times the mask
+  (rembg's convention: dropping the alpha leaves the object on black); a mix with seg takes its colours
+  from the same vector without seg (e.g. `seg=1,style1=1`: the style1 rendering).
 - `black`: the network's own output (seg's black background), as the paper renders it.
 - `mask`: the mask alone, 8-bit grey (255 = object).
 `--bgcolor R,G,B[,A]` puts the alpha cut-out on that colour (opaque without A).
@@ -94,7 +94,10 @@ def render(translator, rgb: np.ndarray, cutout: Cutout, vector: tuple[float, ...
     rest = tuple(0.0 if i == cutout.seg_index else value for i, value in enumerate(vector))
     colours = translator.translate_array(rgb, rest) if any(rest) else rgb
     if cutout.background is None:
-        return colours, alpha, None
+        # rembg's cut-out: colour times the mask under the mask as alpha, so a reader that drops the alpha
+        # still sees the object on black (seg's own rendering) and no background
+        premultiplied = np.rint(colours.astype(np.float32) * mask[..., None]).astype(np.uint8)
+        return premultiplied, alpha, None
     return on_background(colours, mask, cutout.background)
 
 

@@ -51,16 +51,21 @@ def decoded(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def premultiplied(colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.rint(colours.astype(np.float32) * mask[..., None]).astype(np.uint8)
+
+
 def test_seg_gives_the_photo_with_the_gate_as_alpha_by_default(tiny_weights, photo, translator, tmp_path):
     result = apply(tiny_weights, photo, "-t", "seg", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
     out = Image.open(tmp_path / "out" / "photo.png")  # JPEG cannot hold alpha: PNG
     assert out.mode == "RGBA" and out.size == (56, 40)
     rgba = np.asarray(out)
-    np.testing.assert_array_equal(rgba[..., :3], decoded(photo))  # the input's own colours (rembg)
     vector = DEFAULT_TASK_SET.vector({"seg": 1.0})
     gate = translator.gate_array(decoded(photo), vector, max_side=MASK_SIDE)
     np.testing.assert_array_equal(rgba[..., 3], np.rint(gate * 255).astype(np.uint8))
+    # rembg's colours: the input's times the mask, so dropping the alpha leaves the object on black
+    np.testing.assert_array_equal(rgba[..., :3], premultiplied(decoded(photo), gate))
     assert 0 < gate.min() < gate.max() < 1 and gate.max() - gate.min() > 0.1  # a soft mask, not a constant
 
 
@@ -79,8 +84,9 @@ def test_black_is_the_networks_own_output_and_mask_the_alpha_alone(tiny_weights,
 def test_a_mix_with_seg_is_the_rest_of_the_mix_on_a_transparent_background(tiny_weights, photo, translator, tmp_path):
     assert apply(tiny_weights, photo, "-t", "seg=1,style1=1", "-o", tmp_path / "mix.png").exit_code == 0
     rgba = np.asarray(Image.open(tmp_path / "mix.png"))
-    np.testing.assert_array_equal(rgba[..., :3], translator.translate_array(decoded(photo), "style1"))
     alone = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
+    styled = translator.translate_array(decoded(photo), "style1")
+    np.testing.assert_array_equal(rgba[..., :3], premultiplied(styled, alone))
     np.testing.assert_array_equal(rgba[..., 3], np.rint(alone * 255).astype(np.uint8))
 
 

@@ -25,7 +25,7 @@ MASK_HELP = (
     "--format); a folder: one mask per input, named like it."
 )
 CUTOUT_HELP = (
-    "With seg in the task: alpha (RGBA, alpha = the object mask; seg alone keeps the input's colours), "
+    "With seg in the task: alpha (RGBA, alpha = the object mask, colours times the mask as rembg writes them), "
     "black (the network's output, background black) or mask (the mask, 8-bit grey).  [default: alpha]"
 )
 
