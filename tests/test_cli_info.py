@@ -29,8 +29,19 @@ def test_version_and_help_do_not_import_torch():
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("apply", "sweep", "tasks", "info", "train", "synth", "eval", "bench"):
+    for command in ("apply", "sweep", "tasks", "info", "train", "synth", "eval", "bench", "serve"):
         assert command in result.output
+    assert runner.invoke(app, ["-h"]).output == result.output  # -h as well as --help
+
+
+def test_every_command_takes_h():
+    from mixtask.cli import COMMANDS
+
+    for module in COMMANDS:
+        name = module.__name__.rsplit(".", 1)[-1]
+        command = {"evaluate": "eval"}.get(name, name)
+        result = runner.invoke(app, [command, "-h"])
+        assert result.exit_code == 0 and "Usage: mixtask" in result.output, command
 
 
 def test_tasks_table(tiny_weights):
