@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import threading
 import warnings
@@ -26,6 +27,7 @@ from PIL import Image, ImageFile, ImageOps
 from mixtask.errors import MixtaskError
 
 MAX_PIXELS = 150_000_000  # 12,000 x 12,500; far above photos, well below a decompression bomb
+MAX_PIXELS_ENV = "MIXTASK_MAX_PIXELS"  # a user with bigger images (and the memory) raises the cap here
 WRITABLE_FORMATS = ("png", "jpeg", "webp")
 ALPHA_FORMATS = ("png", "webp")
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
@@ -106,12 +108,23 @@ def _open(source: Path | bytes, name: str) -> Image.Image:
         return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
+def max_pixels() -> int:
+    """The largest image accepted, in pixels: $MIXTASK_MAX_PIXELS, else MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_PIXELS
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise MixtaskError(f"{MAX_PIXELS_ENV}={text!r}: give a whole number of pixels, e.g. 300000000")
+    return int(text)
+
+
 def _check_size(image: Image.Image, name: str) -> None:
     width, height = image.size
-    if width * height > MAX_PIXELS:
+    limit = max_pixels()
+    if width * height > limit:
         raise MixtaskError(
             f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
-            f"{MAX_PIXELS / 1e6:.0f}; downscale it first"
+            f"{limit / 1e6:.0f}; downscale it first (or raise the limit: {MAX_PIXELS_ENV}=N pixels)"
         )
 
 

@@ -135,7 +135,15 @@ def test_big_images_load_and_a_cap_stops_bombs(tmp_path, monkeypatch):
     path = save(Image.new("L", (6000, 4000)), tmp_path / "big.png")
     assert load_image(path).rgb.shape == (4000, 6000, 3)
     monkeypatch.setattr(images, "MAX_PIXELS", 1000)
-    with pytest.raises(MixtaskError, match=r"big\.png: 6000x4000 is 24 megapixels, over the limit"):
+    with pytest.raises(MixtaskError, match=r"big\.png: 6000x4000 is 24 megapixels, over the limit.*MIXTASK_MAX_PIXELS"):
+        load_image(path)
+    monkeypatch.setenv("MIXTASK_MAX_PIXELS", "24000000")  # a user raises the cap
+    assert load_image(path).rgb.shape == (4000, 6000, 3)
+    monkeypatch.setenv("MIXTASK_MAX_PIXELS", "23999999")
+    with pytest.raises(MixtaskError, match="over the limit"):
+        load_image(path)
+    monkeypatch.setenv("MIXTASK_MAX_PIXELS", "lots")
+    with pytest.raises(MixtaskError, match="MIXTASK_MAX_PIXELS='lots': give a whole number"):
         load_image(path)
 
 
