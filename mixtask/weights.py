@@ -105,8 +105,10 @@ def _read_tensors(path: Path, handle) -> dict:
     except Exception as error:  # safetensors raises several types for damaged data
         raise MixtaskError(f"{path}: tensor data is damaged ({error})") from None
     for key, tensor in tensors.items():
-        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
-            raise MixtaskError(f"{path}: tensor {key!r} is not finite floating point (NaN, Inf or {tensor.dtype})")
+        if not tensor.is_floating_point():
+            raise MixtaskError(f"{path}: tensor {key!r} is {tensor.dtype}, not floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            raise MixtaskError(f"{path}: tensor {key!r} holds NaN or Inf values")
     return tensors
 
 

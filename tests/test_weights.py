@@ -146,5 +146,11 @@ def test_non_finite_tensors_are_refused(tmp_path):
     name = next(iter(state))
     state[name] = torch.full_like(state[name], float("nan"))
     save_file(state, str(path), metadata=_metadata())
-    with pytest.raises(MixtaskError, match=rf"nan\.safetensors: tensor '{name}' is not finite"):
+    with pytest.raises(MixtaskError, match=rf"nan\.safetensors: tensor '{name}' holds NaN or Inf values"):
         load_weights(path)
+    from typer.testing import CliRunner
+
+    from mixtask.cli import app
+
+    result = CliRunner().invoke(app, ["tasks", "-w", str(path)])  # `tasks` checks the tensors too
+    assert result.exit_code == 1 and "holds NaN or Inf values" in result.output

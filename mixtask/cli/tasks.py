@@ -19,6 +19,7 @@ def tasks_command(weights: Path = typer.Option(None, "--weights", "-w", help=WEI
     from rich.console import Console
 
     from mixtask.report import tasks_table
-    from mixtask.weights import read_info
+    from mixtask.weights import load_weights
 
-    Console().print(tasks_table(read_info(weights)))
+    _, info = load_weights(weights)  # the tensors too: a file whose weights are broken is not a usable model
+    Console().print(tasks_table(info))
