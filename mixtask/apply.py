@@ -288,6 +288,8 @@ def summary_lines(summary: ApplySummary, total: int) -> list[str]:
     if total == 1 and done == 1:
         target = summary.outcomes[0].target
         return [] if target == STDIO else [f"wrote {target}"]
+    if total == 1 and summary.outcomes[0].status == FAILED:  # one image, one line: why it failed
+        return [f"mixtask: error: {summary.outcomes[0].message}"]
     counts = f"{done} processed, {summary.count(SKIPPED, KEPT)} skipped, {summary.count(FAILED)} failed"
     unfinished = total - len(summary.outcomes)
     if unfinished:

@@ -10,6 +10,7 @@ disk-full write simulated, a killed writer's .part file (test_apply.py). Here: r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -115,3 +116,47 @@ def test_two_concurrent_runs_never_replace_each_others_outputs(tiny_weights, tmp
     assert sorted(p.name for p in out.iterdir()) == names and leftovers(out) == []
     for name in names:
         assert Image.open(out / name).size == (48, 48)
+
+
+# ----------------------------------------------------------------------------- crafted files, at the command line
+
+
+def crafted_weights(tmp_path: Path, width) -> Path:
+    """The tiny weights with a config field replaced (e.g. width -32): a hostile weights file."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    good = save_weights(tmp_path / "good.safetensors", make_tiny_model(), DEFAULT_TASK_SET)
+    with safe_open(str(good), "pt") as handle:
+        metadata = handle.metadata()
+    config_key = next(key for key in metadata if key.endswith("config"))
+    config = json.loads(metadata[config_key])
+    metadata[config_key] = json.dumps({**config, "width": width})
+    path = tmp_path / "crafted.safetensors"
+    save_file(load_file(str(good)), str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("command", ["apply", "info", "tasks"])
+@pytest.mark.parametrize("width", [-32, 200000, "abc"])
+def test_crafted_weights_are_one_line_and_exit_1_everywhere(tmp_path, command, width):
+    weights = crafted_weights(tmp_path, width)
+    photo = noise_png(tmp_path / "photo.png", 16)
+    args = {"apply": [str(photo), "-t", "seg", "-w", str(weights), "-o", str(tmp_path / "out.png")],
+            "info": [str(weights)], "tasks": ["-w", str(weights)]}[command]  # fmt: skip
+    result = subprocess.run([*MIXTASK, command, *args], capture_output=True, text=True, timeout=120)
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("mixtask: error: ") and "crafted.safetensors" in lines[0] and "width" in lines[0]
+    assert not (tmp_path / "out.png").exists() and leftovers(tmp_path) == []
+
+
+def test_a_truncated_png_is_one_line_fast_and_writes_nothing(tiny_weights, tmp_path):
+    from tests.test_images import png_with_rows
+
+    source = tmp_path / "bomb.png"
+    source.write_bytes(png_with_rows(4000, 4000, 1))  # declares 16 MP, holds one row
+    result = apply(tiny_weights, source, "-t", "denoise", "-o", tmp_path / "out.png")
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1 and "bomb.png" in lines[0], result.stderr
+    assert not (tmp_path / "out.png").exists() and leftovers(tmp_path) == []

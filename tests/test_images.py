@@ -193,7 +193,7 @@ def test_to_pil_validates_shapes():
         to_pil(RGB, ALPHA[:5])
 
 
-def _png(width: int, height: int, rows: int) -> bytes:
+def png_with_rows(width: int, height: int, rows: int) -> bytes:
     """A PNG declaring width x height whose (valid) compressed stream holds only `rows` rows."""
     import struct
     import zlib
@@ -212,12 +212,12 @@ def test_a_png_whose_data_ends_early_is_refused_fast(width, height, rows):
 
     start = time.perf_counter()
     with pytest.raises(MixtaskError, match=f"truncated PNG: its data holds about {rows} of {height} rows"):
-        load_image(_png(width, height, rows))
+        load_image(png_with_rows(width, height, rows))
     assert time.perf_counter() - start < 5  # bounded by the file, not by the declared frame
 
 
 def test_complete_and_interlaced_pngs_still_load(tmp_path):
-    assert load_image(_png(16, 8, 8)).rgb.shape == (8, 16, 3)
+    assert load_image(png_with_rows(16, 8, 8)).rgb.shape == (8, 16, 3)
     rgb = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     for mode, image in (
         ("RGB", Image.fromarray(rgb)),
