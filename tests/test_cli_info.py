@@ -42,6 +42,7 @@ def test_every_command_takes_h():
         command = {"evaluate": "eval"}.get(name, name)
         result = runner.invoke(app, [command, "-h"])
         assert result.exit_code == 0 and "Usage: mixtask" in result.output, command
+        assert "Examples:" in result.output and f"mixtask {command}" in result.output.split("Examples:")[1], command
 
 
 def test_tasks_table(tiny_weights):

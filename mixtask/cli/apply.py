@@ -33,8 +33,16 @@ CUTOUT_HELP = (
 Cutout = Enum("Cutout", {mode: mode for mode in CUTOUT_MODES}, type=str)  # one place for the modes: mixtask.cutout
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\n"
+    "mixtask apply photo.jpg --task seg=1,style1=1 -o cut.png\n\n"
+    "mixtask apply photos/ -t denoise -o clean/ --recursive\n\n"
+    "mixtask apply photo.jpg -t inpaint --mask mask.png\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("apply")(apply_command)
+    app.command("apply", epilog=EXAMPLES)(apply_command)
 
 
 @user_errors

@@ -8,9 +8,13 @@ import typer
 
 from mixtask.cli.common import WEIGHTS_HELP, user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask bench\n\nmixtask bench --sizes 256,1024x768 --precision fp32,bf16\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench_command)
+    app.command("bench", epilog=EXAMPLES)(bench_command)
 
 
 @user_errors

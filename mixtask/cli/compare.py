@@ -12,8 +12,13 @@ ARCH_HELP = "Architecture to include (repeat); default: every registered one (se
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat), as for `mixtask train`."
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask compare --data ../shared/data --out runs/compare --budget 1000 --size 64\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("compare")(compare_command)
+    app.command("compare", epilog=EXAMPLES)(compare_command)
 
 
 @user_errors

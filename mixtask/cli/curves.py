@@ -8,9 +8,13 @@ import typer
 
 from mixtask.cli.common import user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask curves runs/base -o curves.png\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("curves")(curves_command)
+    app.command("curves", epilog=EXAMPLES)(curves_command)
 
 
 @user_errors

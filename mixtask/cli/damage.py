@@ -12,8 +12,13 @@ from mixtask.errors import MixtaskError
 KIND_HELP = "inpaint (square holes) or denoise (scratches); repeat for both."
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask damage photo.jpg -k inpaint -o holes.png --mask holes-mask.png\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("damage")(damage_command)
+    app.command("damage", epilog=EXAMPLES)(damage_command)
 
 
 @user_errors

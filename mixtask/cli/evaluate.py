@@ -8,9 +8,15 @@ import typer
 
 from mixtask.cli.common import WEIGHTS_HELP, user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\n"
+    "mixtask eval --data ../shared/data --count 16 --size 256\n\n"
+    "mixtask eval --data ../shared/data -w run.safetensors --only denoise,inpaint\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", epilog=EXAMPLES)(eval_command)
 
 
 def _style_pair(text: str) -> tuple[str, str]:

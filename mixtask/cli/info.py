@@ -8,9 +8,13 @@ import typer
 
 from mixtask.cli.common import user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask info\n\nmixtask info runs/base/weights.safetensors\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("info")(info_command)
+    app.command("info", epilog=EXAMPLES)(info_command)
 
 
 @user_errors

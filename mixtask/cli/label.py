@@ -11,8 +11,13 @@ from mixtask.cli.common import user_errors
 MODEL_HELP = "Salient-object ONNX model (U²-Net-p conventions) [default: u2netp.onnx in --teachers' default folder]"
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask label my-data --model ../shared/teachers/u2netp.onnx\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("label")(label_command)
+    app.command("label", epilog=EXAMPLES)(label_command)
 
 
 @user_errors

@@ -11,8 +11,15 @@ from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
 HOST_HELP = "Address to bind; the default serves this machine only (0.0.0.0: every network, at your own risk)."
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\n"
+    "mixtask serve --port 8000\n\n"
+    "curl -F image=@photo.jpg -F task=seg=1,style1=1 http://127.0.0.1:8000/v1/translate -o out.png\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_command)
+    app.command("serve", epilog=EXAMPLES)(serve_command)
 
 
 @user_errors

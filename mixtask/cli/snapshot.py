@@ -8,9 +8,13 @@ import typer
 
 from mixtask.cli.common import user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask snapshot runs/base -o try.safetensors\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("snapshot")(snapshot_command)
+    app.command("snapshot", epilog=EXAMPLES)(snapshot_command)
 
 
 @user_errors

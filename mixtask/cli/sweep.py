@@ -12,8 +12,13 @@ from mixtask.errors import MixtaskError
 SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask sweep photo.jpg --x style1 --y seg --steps 5 -o sweep.jpg\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("sweep")(sweep_command)
+    app.command("sweep", epilog=EXAMPLES)(sweep_command)
 
 
 @user_errors

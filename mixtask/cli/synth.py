@@ -11,8 +11,13 @@ from mixtask.cli.common import user_errors
 MIX_HELP = "A mix to synthesise, e.g. denoise+style1 (repeat; default: the paper's mixes the model has)."
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask synth --data ../shared/data --weights stage1.safetensors --out synth/\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("synth")(synth_command)
+    app.command("synth", epilog=EXAMPLES)(synth_command)
 
 
 @user_errors

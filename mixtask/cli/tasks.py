@@ -8,9 +8,13 @@ import typer
 
 from mixtask.cli.common import WEIGHTS_HELP, user_errors
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\nmixtask tasks\n\nmixtask tasks -w my.safetensors\n\n"
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("tasks")(tasks_command)
+    app.command("tasks", epilog=EXAMPLES)(tasks_command)
 
 
 @user_errors

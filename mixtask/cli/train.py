@@ -75,8 +75,15 @@ class Weighting(str, Enum):
     gradnorm = "gradnorm"
 
 
+EXAMPLES = (  # shown after the options of --help
+    "Examples:\n\n"
+    "mixtask train --data ../shared/data --out runs/try --style style1=starry.jpg --steps 2000 --size 128\n\n"
+    "mixtask train --resume runs/try --steps 4000\n\n"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("train")(train_command)
+    app.command("train", epilog=EXAMPLES)(train_command)
 
 
 @user_errors
