@@ -67,6 +67,9 @@ def create_app(translator, *, max_bytes: int = MAX_BYTES, max_waiting: int = MAX
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
+        if request.method == "POST" and length is None:  # a chunked body could not be bounded before it is read
+            message = "send a Content-Length header (chunked uploads are refused)"
+            return JSONResponse({"error": message}, status_code=411)
         if length is not None and (not length.isdigit() or int(length) > max_bytes):
             return JSONResponse({"error": f"request too large: the limit is {max_bytes} bytes"}, status_code=413)
         return await call_next(request)

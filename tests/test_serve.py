@@ -96,6 +96,15 @@ def test_bad_requests_get_4xx_and_one_line_json(client, data, image, status, mes
     assert client.get("/healthz").status_code == 200  # still serving
 
 
+def test_a_chunked_upload_without_length_is_refused(client):
+    def chunks():
+        yield b"--x\r\n"
+
+    headers = {"content-type": "multipart/form-data; boundary=x"}
+    response = client.post("/v1/translate", content=chunks(), headers=headers)
+    assert response.status_code == 411 and "Content-Length" in response.json()["error"]
+
+
 def test_a_missing_image_is_a_422(client):
     response = client.post("/v1/translate", data={"task": "seg"})
     assert response.status_code == 422 and "image" in response.json()["error"]
