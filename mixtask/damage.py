@@ -16,8 +16,20 @@ from mixtask.errors import MixtaskError
 KINDS = tuple(CORRUPTIONS)  # task kinds with a corruption: inpaint (holes), denoise (scratches)
 
 
+def kind_of(label: str) -> str:
+    """A task name or alias as `--task` takes it (`holes`, `scratches`, `denoising`, ...) -> its damage kind."""
+    from mixtask.tasks import DEFAULT_TASK_SET
+
+    try:
+        kind = DEFAULT_TASK_SET.tasks[DEFAULT_TASK_SET.index(label)].kind
+    except MixtaskError:
+        return label  # unknown: reported with the others below
+    return kind if kind in KINDS else label
+
+
 def damage(rgb: np.ndarray, kinds: tuple[str, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 -> (damaged (H, W, 3) uint8, mask (H, W) uint8 0/255)."""
+    """(H, W, 3) uint8 -> (damaged (H, W, 3) uint8, mask (H, W) uint8 0/255). `kinds`: task names or aliases."""
+    kinds = tuple(dict.fromkeys(kind_of(label) for label in kinds))
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
         raise MixtaskError(f"unknown damage {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")

@@ -41,3 +41,14 @@ def test_cli_refuses_unknown_kind_and_overwriting_the_input(tmp_path):
     assert unknown.exit_code == 1 and "unknown damage blur" in unknown.output
     assert same.exit_code == 1 and "is the input" in same.output
     assert source.read_bytes() == before
+
+
+def test_kinds_take_the_task_aliases(tmp_path):
+    rgb = _photo()
+    aliases = {"holes": "inpaint", "inpainting": "inpaint", "scratches": "denoise", "denoising": "denoise"}
+    for alias, kind in aliases.items():
+        assert np.array_equal(damage(rgb, (alias,), seed=1)[0], damage(rgb, (kind,), seed=1)[0]), alias
+    source = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(source)
+    unknown = CliRunner().invoke(app, ["damage", str(source), "-k", "seg", "-o", str(tmp_path / "y.png")])
+    assert unknown.exit_code == 1 and "unknown damage seg" in unknown.output  # a task without a damage

@@ -9,7 +9,7 @@ import typer
 from mixtask.cli.common import user_errors
 from mixtask.errors import MixtaskError
 
-KIND_HELP = "inpaint (square holes) or denoise (scratches); repeat for both."
+KIND_HELP = "inpaint (holes) or denoise (scratches), or their --task aliases; repeat for both."
 
 
 EXAMPLES = (  # shown after the options of --help
