@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from importlib import resources
 
 import anyio
@@ -127,8 +128,8 @@ def create_app(translator, *, max_bytes: int = MAX_BYTES, max_waiting: int = MAX
             raise RequestError(400, str(error)) from None
         loaded = _shrunk(loaded, max_side)
         cut = cutout.plan_cutout(None, None, task_set, vector)
-        if cut is not None and cut.mode == "alpha" and format_name == "jpeg":
-            cut = cutout.plan_cutout(None, "255,255,255", task_set, vector)  # JPEG has no alpha: on white
+        if cut is not None and format_name == "jpeg":
+            cut = replace(cut, background=(255, 255, 255))  # JPEG has no alpha: the cut-out on white
         with network:
             output = render(translator, loaded, vector, cut)
         return images.encode(output, format_name, 92, loaded.icc_profile if output.mode != "L" else None)

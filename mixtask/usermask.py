@@ -34,7 +34,6 @@ class UserMask:
     """The --mask of one apply run: a file for every input, or a folder of masks named like the inputs."""
 
     source: Path
-    inpaint_index: int
     _shared: np.ndarray | None = field(default=None, repr=False)  # the one mask file, decoded at planning
 
     def for_image(self, image_path: Path | None, height: int, width: int) -> np.ndarray:
@@ -62,7 +61,7 @@ def plan_user_mask(path: Path | None, task_set: TaskSet, vector) -> UserMask | N
         raise MixtaskError("--mask goes with --task inpaint alone (every pixel outside the mask is kept as it is)")
     if not path.exists():
         raise MixtaskError(f"--mask {path}: no such file or folder")
-    return UserMask(path, inpaint[0], None if path.is_dir() else read_mask(path))  # a bad file fails here, once
+    return UserMask(path, None if path.is_dir() else read_mask(path))  # a bad file fails here, once
 
 
 def read_mask(path: Path) -> np.ndarray:

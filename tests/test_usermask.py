@@ -13,15 +13,8 @@ from mixtask.cli import app
 from mixtask.infer import Translator
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.usermask import inpaint, plan_user_mask, read_mask
-from mixtask.weights import save_weights
-from tests.conftest import make_tiny_model
 
 RGB = np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8)
-
-
-@pytest.fixture
-def tiny_weights(tmp_path) -> Path:
-    return save_weights(tmp_path / "tiny.safetensors", make_tiny_model(), DEFAULT_TASK_SET)
 
 
 @pytest.fixture

@@ -66,10 +66,9 @@ def damaged_pixels(batch: Batch) -> torch.Tensor:
     return (batch.input.float() - batch.clean.float()).abs().amax(dim=1, keepdim=True) > 0
 
 
-def damaged_l2(output: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """The L2 over the damaged pixels alone (`--damage-weight`): holes and scratches cover a few per cent of a
+def damaged_l2(output: torch.Tensor, batch: Batch, damaged: torch.Tensor) -> torch.Tensor:
+    """The L2 over the `damaged` pixels alone (`--damage-weight`): holes and scratches cover a few per cent of a
     crop, so the whole-image L2 is mostly the easy pass-through."""
-    damaged = damaged_pixels(batch)
     squared = (output.float() - batch.clean.float()).square() * damaged
     return squared.sum() / (damaged.sum() * output.shape[1]).clamp_min(1)
 
@@ -87,18 +86,19 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
         disc_inputs = disc_inputs or member_disc
     if job.rule.corruptions and not job.rule.is_mix:  # a restoration alone
         (name,) = job.rule.names
+        damaged = damaged_pixels(batch) if run.options.damage_weight or gate is not None else None
         if run.options.restoration_l1:
             from mixtask.losses import l1
 
             terms[f"{name}.l1"] = l1(output, batch.clean)
             terms[name] = terms[name] + run.options.restoration_l1 * terms[f"{name}.l1"]
         if run.options.damage_weight:
-            terms[f"{name}.damaged"] = damaged_l2(output, batch)
+            terms[f"{name}.damaged"] = damaged_l2(output, batch, damaged)
             terms[name] = terms[name] + run.options.damage_weight * terms[f"{name}.damaged"]
         if gate is not None:
             from mixtask.losses import keep_loss
 
-            terms[f"{name}.keep"] = keep_loss(gate, ~damaged_pixels(batch))
+            terms[f"{name}.keep"] = keep_loss(gate, ~damaged)
             terms[name] = terms[name] + run.options.keep_weight * terms[f"{name}.keep"]
     terms["total"] = sum(terms[name] for name in job.rule.names)
     return terms, disc_inputs
