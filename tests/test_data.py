@@ -233,6 +233,34 @@ def test_composite_mask_is_exactly_the_pasted_alpha(tmp_path):
     assert masks.amax() == 1 and soft.any() and (masks == 0).any()
 
 
+@pytest.mark.parametrize("composites", ["pasted", "plain", "union"])
+def test_composite_backgrounds_and_labels_follow_the_mode(tmp_path, composites):
+    """A green photo whose own mask is all foreground and a black one without a mask: `plain` pastes on the
+    black one (the first of 8 draws that is plain), `union` labels the green photo's pixels foreground too."""
+    _save(tmp_path / "photos/busy.png", np.tile(np.array([0, 255, 0], np.uint8), (40, 50, 1)))
+    _save(tmp_path / "masks/m/busy.png", np.full((40, 50), 255, np.uint8))
+    _save(tmp_path / "photos/plain.png", np.zeros((40, 50, 3), np.uint8))
+    _save(tmp_path / "cutouts/disc.png", _cutout(30))
+    dataset, _ = _load(tmp_path)
+    images, masks = SampleMaker(dataset, SIZE, seed=1, mask_fraction=0.0, composites=composites).segmentation(32)
+    busy = images[:, 1].amax(dim=(1, 2)) > 0.5  # green background
+    alpha = images[:, :1]  # red disc on green or black: red = alpha
+    if composites == "plain":
+        assert not busy.any()
+    else:
+        assert 0 < busy.float().mean() < 1
+    if composites == "union":
+        assert torch.equal(masks[busy], torch.ones_like(masks[busy]))
+        assert torch.equal(masks[~busy], alpha[~busy])
+    else:
+        assert torch.equal(masks, alpha)
+
+
+def test_unknown_composites_mode_is_an_error(dataset):
+    with pytest.raises(MixtaskError, match="composites must be one of pasted, plain, union"):
+        SampleMaker(dataset, SIZE, seed=0, composites="busy")
+
+
 def test_photo_mask_pairs_stay_aligned_and_skip_near_empty_masks(tmp_path):
     mask = (np.arange(40 * 50).reshape(40, 50) % 251).astype(np.uint8)
     _save(tmp_path / "photos/a.png", np.stack([mask, 0 * mask, 0 * mask], -1))

@@ -306,6 +306,19 @@ def test_resume_with_a_new_learning_rate_sets_it_in_the_optimiser(assets, tmp_pa
         resume_options(out, lr=0.0)
 
 
+def test_resume_can_change_the_seg_composites_and_they_are_on_record(assets, tmp_path):
+    from mixtask.train import resume_options
+
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    train(resume_options(out, steps=3, composites="plain"), resume=True, quiet=True)
+    info = read_info(out / "weights.safetensors")
+    assert info.provenance["composites"] == "plain"
+    assert [session.get("composites") for session in info.provenance["sessions"]] == ["pasted", "plain"]
+    with pytest.raises(MixtaskError, match="--composites"):
+        resume_options(out, composites="busy")
+
+
 def test_job_weights_draw_the_weighted_jobs_and_are_on_record(assets, tmp_path):
     from mixtask.train import resume_options
 

@@ -19,7 +19,11 @@ METHOD_HELP = (
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
 RESUME_HELP = (
     "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
-    "--compile and, in stage 1, --stage1-steps may change)."
+    "--compile, --composites and, in stage 1, --stage1-steps may change)."
+)
+COMPOSITES_HELP = (
+    "Seg composites: pasted = any background crop, the mask is the cut-out's; plain = backgrounds whose own "
+    "mask covers < 2 %; union = any background, its own mask joined to the cut-out's.  [default: pasted]"
 )
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
@@ -56,6 +60,12 @@ class StyleLoss(str, Enum):
 class SegLoss(str, Enum):
     mask = "mask"
     l2 = "l2"
+
+
+class Composites(str, Enum):
+    pasted = "pasted"
+    plain = "plain"
+    union = "union"
 
 
 class Balance(str, Enum):
@@ -107,6 +117,7 @@ def train_command(
     style_loss: StyleLoss = typer.Option(StyleLoss.teacher, "--style-loss", help=STYLE_LOSS_HELP),
     seg_loss: SegLoss = typer.Option(SegLoss.mask, "--seg-loss", help=SEG_LOSS_HELP),
     mask_weight: float = typer.Option(1.0, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."),
+    composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
     damage_weight: float = typer.Option(0.0, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
     keep_weight: float = typer.Option(0.0, "--keep-weight", help=KEEP_WEIGHT_HELP),
     restoration_l1: float = typer.Option(0.0, "--restoration-l1", help=RESTORATION_L1_HELP),
@@ -139,9 +150,12 @@ def train_command(
     if resume is not None:
         if data or out or style:
             raise MixtaskError(
-                "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, --stage1-steps"
+                "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
+                "--composites, --stage1-steps"
             )
-        options = resume_options(resume, steps, size, stage1_steps, lr, job_weights, compile)
+        options = resume_options(
+            resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value
+        )
     elif data is None or out is None:
         raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
@@ -153,6 +167,7 @@ def train_command(
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
+            composites=(composites or Composites.pasted).value,
             damage_weight=damage_weight,
             keep_weight=keep_weight,
             restoration_l1=restoration_l1,

@@ -11,7 +11,10 @@
   is exactly the pasted alpha; people are drawn twice as often, `CUTOUT_CATEGORY_WEIGHTS`; a 1-bit
   alpha is feathered once) or a photo + mask pair (pseudo-labels: 30 % of samples by default,
   exact VOC labels: 50 %; all samples when there are no cut-outs). Masks with less than 1 %
-  foreground are never used.
+  foreground are never used. `composites` (COMPOSITES) says what a composite's background may hold:
+  `pasted`, any crop, whose own objects count as background although a photo + mask pair would call
+  them foreground; `plain`, crops whose own mask covers under 2 % (the labels agree); `union`, any
+  crop, its own mask joined to the cut-out's.
 
 Every random number comes from one `torch.Generator` owned by the `SampleMaker`, so the same
 seed gives the same batches and `state_dict()` / `load_state_dict()` resume a run exactly.
@@ -36,6 +39,8 @@ from mixtask.errors import MixtaskError
 CUTOUT_SCALE = (0.25, 0.70)  # cut-out long side, as a fraction of the crop side
 MASK_FRACTION_PSEUDO, MASK_FRACTION_EXACT = 0.3, 0.5
 MIN_MASK_COVERAGE = 0.01  # fraction of pixels above 127
+COMPOSITES = ("pasted", "plain", "union")
+PLAIN_MAX_COVERAGE, PLAIN_TRIES = 0.02, 8  # `plain` backgrounds: own-mask share of the crop, draws before the least
 # Cut-outs whose name starts with one of these categories (shared/data/README.md: `<category>-...`) are drawn
 # more often: people are what users cut out most, and they are a sixth of the cut-outs.
 CUTOUT_CATEGORY_WEIGHTS = {"people": 2.0, "hands": 2.0}
@@ -121,12 +126,23 @@ def usable_masks(dataset: Dataset) -> list[int]:
 class SampleMaker:
     """Seeded batches of clean crops and segmentation examples from one `Dataset`."""
 
-    def __init__(self, dataset: Dataset, size: int, seed: int, *, mask_fraction: float | None = None, styled=None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        size: int,
+        seed: int,
+        *,
+        mask_fraction: float | None = None,
+        styled=None,
+        composites: str = "pasted",
+    ):
         """`styled`: (photos, cut-outs), each a tuple of (3 x styles, H, W) uint8 renderings aligned with
-        the dataset's photos and cut-outs, or None."""
+        the dataset's photos and cut-outs, or None. `composites`: one of COMPOSITES (module docstring)."""
         if size < 8:
             raise MixtaskError(f"training size must be at least 8 px (got {size})")
-        self.dataset, self.size = dataset, size
+        if composites not in COMPOSITES:
+            raise MixtaskError(f"composites must be one of {', '.join(COMPOSITES)} (got {composites!r})")
+        self.dataset, self.size, self.composites = dataset, size, composites
         self.generator = torch.Generator().manual_seed(seed)
         self.styled_photos = styled[0] if styled else None
         cutouts = dataset.cutouts if not styled else [torch.cat(pair) for pair in zip(dataset.cutouts, styled[1])]
@@ -211,11 +227,43 @@ class SampleMaker:
         cutout = resize(cutout, height, width) / 255
         return cutout.flip(-1) if self._coin() else cutout
 
+    def _background_one(self, styled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """A clean crop and the same crop of its photo's own mask (zeros when the photo has none)."""
+        index = self._randint(0, len(self.dataset.photos) - 1)
+        mask = self.dataset.masks[index] if self.dataset.masks else None
+        if mask is None:
+            crop = self._crop(*self._photo(index, styled)) / 255
+            return crop, crop.new_zeros(1, *crop.shape[-2:])
+        crop = self._crop(*self._photo(index, styled), mask) / 255
+        return crop[:-1], crop[-1:]
+
+    def _plain_background(self, styled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first of PLAIN_TRIES background crops whose own mask covers < PLAIN_MAX_COVERAGE, else the
+        least covered."""
+        best, best_coverage = None, 2.0
+        for _ in range(PLAIN_TRIES):
+            background, mask = self._background_one(styled)
+            coverage = float((mask > 0.5).float().mean())
+            if coverage < best_coverage:
+                best, best_coverage = (background, mask), coverage
+            if coverage < PLAIN_MAX_COVERAGE:
+                break
+        return best
+
     def _composite_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        background, cutout = self._clean_one(styled), self._cutout_one(styled)
+        if self.composites == "pasted":
+            background, own_mask = self._clean_one(styled), None
+        elif self.composites == "plain":
+            background, own_mask = self._plain_background(styled)
+        else:
+            background, own_mask = self._background_one(styled)
+        cutout = self._cutout_one(styled)
         top = self._randint(0, self.size - cutout.shape[-2])
         left = self._randint(0, self.size - cutout.shape[-1])
-        return composite(background, cutout, top, left)
+        image, mask = composite(background, cutout, top, left)
+        if self.composites == "union":
+            mask = mask + (1 - mask) * own_mask
+        return image, mask
 
     def _segmentation_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         return self._pair_one(styled) if self._coin(self.mask_fraction) else self._composite_one(styled)

@@ -69,6 +69,7 @@ def provenance(run: Run, stage: int) -> dict:
         "style_loss": options.style_loss,
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
+        "composites": options.composites,
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
         "restoration_l1": options.restoration_l1,

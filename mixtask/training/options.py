@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mixtask import archs
 from mixtask.checkpoint import load_checkpoint
+from mixtask.data.sampling import COMPOSITES
 from mixtask.errors import MixtaskError
 
 MIX_METHODS = (1, 2, 3)
@@ -50,6 +51,7 @@ class TrainOptions:
     style_loss: str = "teacher"  # "teacher": L1 to the Magenta teacher's renderings; "perceptual": the paper's VGG loss
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
+    composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
     restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
@@ -153,6 +155,7 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss in SEG_LOSSES, f"--seg-loss must be one of {', '.join(SEG_LOSSES)}"),
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
+        (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
         (math.isfinite(options.keep_weight) and options.keep_weight >= 0, "--keep-weight must be >= 0"),
         (math.isfinite(options.restoration_l1) and options.restoration_l1 >= 0, "--restoration-l1 must be >= 0"),
@@ -204,10 +207,11 @@ def resume_options(
     lr: float | None = None,
     job_weights: str | None = None,
     compile: bool | None = None,
+    composites: str | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
-    new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only) or,
-    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
+    `composites` or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
@@ -230,6 +234,8 @@ def resume_options(
         options = replace(options, job_weights=job_weights)
     if compile is not None:
         options = replace(options, compile=compile)
+    if composites is not None:
+        options = replace(options, composites=composites)
     check_options(options)
     return options
 
