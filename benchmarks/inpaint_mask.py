@@ -1,7 +1,7 @@
 """Inpainting with a user mask against OpenCV Telea given the same mask, on the val photos.
 
 Each val photo (long side cut to --side px) gets the training holes from `mixtask damage` (seeded per photo); the
-holes are filled by `apply --mask`'s path (`mixtask.usermask.inpaint`) and by Telea (radius 5), and both are
+holes are filled by `apply --mask`'s path (`mixtask.apply.usermask.inpaint`) and by Telea (radius 5), and both are
 scored by PSNR inside the holes against the clean photo. Outside the holes both keep the input.
 
     python benchmarks/inpaint_mask.py --data ../shared/data [-w WEIGHTS] [--side 512] [--json OUT]
@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mixtask.damage import damage
+from mixtask.apply.usermask import FILL_PASSES, inpaint
+from mixtask.data.damage import damage
 from mixtask.images import INPUT_EXTENSIONS, load_image
-from mixtask.infer import Translator
-from mixtask.usermask import FILL_PASSES, inpaint
+from mixtask.inference.translator import Translator
 
 
 def hole_psnr(output: np.ndarray, clean: np.ndarray, holes: np.ndarray) -> float:

@@ -25,8 +25,8 @@ import numpy as np
 import uvicorn
 from PIL import Image
 
-from mixtask.infer import Translator
-from mixtask.serve import create_app
+from mixtask.inference.translator import Translator
+from mixtask.serve.app import create_app
 
 TASK = "seg=1,style1=1"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from mixtask import distributed as ddp
+from mixtask.training import distributed as ddp
 from mixtask.training.options import StyleSpec, TrainOptions
 from mixtask.training.setup import setup_run
 from mixtask.training.step import optimize, prepare

@@ -77,8 +77,8 @@ def page_picture(photo: Path) -> None:
     if chromium is None:
         print("no chromium / playwright / uvicorn: serve-page.png not rebuilt")
         return
-    from mixtask.infer import Translator
-    from mixtask.serve import create_app
+    from mixtask.inference.translator import Translator
+    from mixtask.serve.app import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(Translator.from_file()), "127.0.0.1", 8765, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()

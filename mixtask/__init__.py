@@ -18,6 +18,6 @@ def load_model(weights=None, *, device: str = "auto", precision: str = "auto"):
     >>> model = load_model()                                # doctest: +SKIP
     >>> out = model.translate(Image.open("photo.jpg"), "seg=1,style1=1")  # doctest: +SKIP
     """
-    from mixtask.infer import Translator
+    from mixtask.inference.translator import Translator
 
     return Translator.from_file(weights, device=device, precision=precision)

@@ -67,7 +67,7 @@ def _open(path: Path):
 
 
 def _parse_metadata(path: Path, metadata: dict | None) -> WeightsInfo:
-    from mixtask.model import ModelConfig
+    from mixtask.nets.film import ModelConfig
 
     metadata = metadata or {}
     version = metadata.get("mixtask.format")
@@ -114,7 +114,7 @@ def _read_tensors(path: Path, handle) -> dict:
 
 def load_weights(path: str | Path | None = None):
     """Load a weights file into a fresh model (eval mode, CPU, fp32) -> (model, WeightsInfo)."""
-    from mixtask.model import build_model
+    from mixtask.nets.film import build_model
 
     path = resolve_weights_path(path)
     with _open(path) as handle:

@@ -13,7 +13,7 @@ from torch import nn
 from mixtask.backbones.efficientnet_lite import EfficientNetLite
 from mixtask.backbones.files import freeze
 from mixtask.backbones.vgg import PERCEPTUAL_LAYERS, ImageNetNormalize, VGGFeatures, vgg16_layers
-from mixtask.losses import PatchDiscriminator
+from mixtask.training.losses import PatchDiscriminator
 
 TINY_VGG_WIDTHS = (4, 8, 8, 8)
 # (expand_ratio, kernel, stride, in_ch, out_ch): stem 8, one block of each kind.

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask import apply as pipeline
 from mixtask import fileio, images
-from mixtask.apply import ApplyOptions, apply_paths, is_slug
+from mixtask.apply import run as pipeline
+from mixtask.apply.run import ApplyOptions, apply_paths, is_slug
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
 from mixtask.tasks import DEFAULT_TASK_SET
@@ -380,8 +380,8 @@ def test_sigterm_stops_a_folder_run_cleanly_with_143(tmp_path, tiny_weights, rgb
 
 
 def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_path, rgb_image, monkeypatch):
-    from mixtask import taskmaps
     from mixtask.fileio import OutputExists, write_bytes_atomic
+    from mixtask.inference import taskmaps
 
     folder = tmp_path / "work"
     folder.mkdir()
@@ -436,7 +436,7 @@ def test_an_interrupt_counts_the_writes_that_finished(run, tmp_path, monkeypatch
     """Ctrl-C while a write is queued: the writes that still complete are in the summary, not 'not done'."""
     import threading
 
-    from mixtask import apply as apply_module
+    from mixtask.apply import run as apply_module
 
     for name in ("a.png", "b.png", "c.png"):
         write(tmp_path / "in" / name)

@@ -19,17 +19,17 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from mixtask import tiling
-from mixtask.archs import architecture_class, names
-from mixtask.archs.sharedenc import branch_weights
-from mixtask.archs.trunk import plain_johnson_params
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
-from mixtask.evaluate import Backbones, EvalOptions, run_evaluation
-from mixtask.infer import ModuleNet, Translator, psnr
-from mixtask.model import ModelConfig, build_model, count_parameters
+from mixtask.evaluation.run import Backbones, EvalOptions, run_evaluation
+from mixtask.inference import tiling
+from mixtask.inference.translator import ModuleNet, Translator, psnr
+from mixtask.nets.film import ModelConfig, build_model, count_parameters
+from mixtask.nets.registry import architecture_class, names
+from mixtask.nets.sharedenc import branch_weights
+from mixtask.nets.trunk import plain_johnson_params
 from mixtask.tasks import DEFAULT_TASK_SET
-from mixtask.train import TrainOptions, check_options, train
+from mixtask.training import TrainOptions, check_options, train
 from mixtask.weights import WeightsInfo, load_weights, read_info
 from tests.fakes import tiny_vgg_state
 from tests.test_train import make_dataset, tiny_options

@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mixtask.archs import architecture_class
 from mixtask.errors import MixtaskError
-from mixtask.model import ModelConfig, build_model, count_parameters
-from mixtask.train import setup_run, train
+from mixtask.nets.film import ModelConfig, build_model, count_parameters
+from mixtask.nets.registry import architecture_class
+from mixtask.training import setup_run, train
 from mixtask.weights import load_weights
 from tests.test_train import assets, tiny_options  # noqa: F401 (assets is a fixture)
 
@@ -272,6 +272,6 @@ def test_piggyback_training_leaves_the_base_unchanged_in_stage2(assets, tmp_path
 
 
 def _no_ddp():
-    from mixtask.distributed import DistContext
+    from mixtask.training.distributed import DistContext
 
     return DistContext()

@@ -118,7 +118,7 @@ def test_sweep_rejects_same_axis_and_bad_steps(tiny_weights, tmp_path):
 
 
 def test_tasks_table_says_how_the_architecture_combines_tasks():
-    from mixtask.report import _how_to_combine
+    from mixtask.cli.report import _how_to_combine
 
     assert "any strengths" in _how_to_combine("film")
     assert _how_to_combine("single").startswith("one task at a time, strengths 0 or 1")

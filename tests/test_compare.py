@@ -13,11 +13,11 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from mixtask import archs
 from mixtask.cli import app
-from mixtask.compare import CompareOptions, run_compare
-from mixtask.compare_report import ArchRow, Comparison, eval_numbers, to_markdown
-from mixtask.train import StyleSpec, TrainOptions
+from mixtask.nets import registry as archs
+from mixtask.studies.compare import CompareOptions, run_compare
+from mixtask.studies.compare_report import ArchRow, Comparison, eval_numbers, to_markdown
+from mixtask.training import StyleSpec, TrainOptions
 from tests.fakes import tiny_vgg_state
 from tests.test_train import _interrupt_at, make_dataset
 
@@ -121,14 +121,14 @@ def test_a_run_with_other_options_is_refused_not_retrained(compared, assets, tmp
 
 
 def test_an_interrupted_comparison_resumes_and_a_broken_architecture_does_not_stop_it(assets, tmp_path, monkeypatch):
-    import mixtask.train
+    import mixtask.training
 
     monkeypatch.setitem(archs._REGISTRY, "broken", "tests.test_compare:BrokenNet")
-    monkeypatch.setitem(archs._REGISTRY, "film-copy", "mixtask.model:MixNet")
+    monkeypatch.setitem(archs._REGISTRY, "film-copy", "mixtask.nets.film:MixNet")
     options = tiny_compare(assets, tmp_path, ("film", "broken", "film-copy"))
-    real_train = mixtask.train.train
+    real_train = mixtask.training.train
     with monkeypatch.context() as patch:  # Ctrl-C after step 1 of the first training
-        patch.setattr(mixtask.train, "train", lambda *args, **kw: real_train(*args, **kw, callback=_interrupt_at(1)))
+        patch.setattr(mixtask.training, "train", lambda *args, **kw: real_train(*args, **kw, callback=_interrupt_at(1)))
         stopped = run_compare(options)
     assert stopped.interrupted and [row.status for row in stopped.rows] == ["interrupted", "pending", "pending"]
     assert "(interrupted: partial)" in (tmp_path / "compare.md").read_text() and (tmp_path / "compare.png").is_file()
@@ -189,7 +189,7 @@ def test_report_formatting_with_fixed_numbers():
 def test_plot_labels_points_on_one_spot_together_and_keeps_labels_apart():
     from matplotlib.figure import Figure
 
-    from mixtask.compare_report import _panel
+    from mixtask.studies.compare_report import _panel
 
     rows = [
         ArchRow("film", "ok", params=1_700_000, quality={"seg_iou": 0.1740}),
@@ -224,7 +224,7 @@ def test_eval_numbers_pick_one_headline_per_group_by_kind():
 
 
 def test_cli_builds_the_options_and_exits_1_when_an_architecture_failed(monkeypatch, tmp_path):
-    import mixtask.compare
+    import mixtask.studies.compare
 
     seen = []
 
@@ -232,7 +232,7 @@ def test_cli_builds_the_options_and_exits_1_when_an_architecture_failed(monkeypa
         seen.append(options)
         return Comparison(HEADER, [ArchRow("film", "ok", params=10), ArchRow("tsn", "failed", error="train: boom")])
 
-    monkeypatch.setattr(mixtask.compare, "run_compare", fake_compare)
+    monkeypatch.setattr(mixtask.studies.compare, "run_compare", fake_compare)
     args = ["compare", "--data", str(tmp_path), "--budget", "7", "--size", "64", "--out", str(tmp_path / "c"), "--arch",
             "film", "--arch", "tsn", "--batch", "3", "--style", "style1=s.jpg", "--eval-count", "5"]  # fmt: skip
     result = CliRunner().invoke(app, args)

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask import devices
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
-from mixtask.infer import Translator, probe_image, psnr
+from mixtask.inference import devices
+from mixtask.inference.translator import Translator, probe_image, psnr
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model

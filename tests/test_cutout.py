@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from mixtask.apply.cutout import MASK_SIDE, on_background
 from mixtask.cli import app
-from mixtask.cutout import MASK_SIDE, on_background
-from mixtask.infer import Translator
-from mixtask.model import ModelConfig
+from mixtask.inference.translator import Translator
+from mixtask.nets.film import ModelConfig
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 from tests.conftest import make_tiny_model

@@ -5,7 +5,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mixtask.cli import app
-from mixtask.damage import damage
+from mixtask.data.damage import damage
 
 
 def _photo() -> np.ndarray:

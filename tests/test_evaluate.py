@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask import eval_inputs, evaluate
 from mixtask.cli import app
-from mixtask.evaluate import Backbones, EvalOptions, run_evaluation
-from mixtask.model import ModelConfig
+from mixtask.evaluation import inputs as eval_inputs
+from mixtask.evaluation import run as evaluate
+from mixtask.evaluation.run import Backbones, EvalOptions, run_evaluation
+from mixtask.nets.film import ModelConfig
 from mixtask.tasks import Task, TaskSet
 from mixtask.weights import read_info, save_weights
 from tests.conftest import make_tiny_model

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mixtask import devices
 from mixtask.errors import MixtaskError
-from mixtask.infer import (
+from mixtask.inference import devices
+from mixtask.inference.translator import (
     InferenceNet,
     Translator,
     pad_to_multiple,
@@ -18,7 +18,7 @@ from mixtask.infer import (
     strided_weight,
     subpixel_weight,
 )
-from mixtask.model import build_model, pad_any_size
+from mixtask.nets.film import build_model, pad_any_size
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model

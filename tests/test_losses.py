@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from mixtask.losses import (
+from mixtask.training.losses import (
     LossWeights,
     PatchDiscriminator,
     PerceptualLoss,

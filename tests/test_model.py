@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mixtask.model import MixNet, ModelConfig, count_parameters, padding_to_multiple
+from mixtask.nets.film import MixNet, ModelConfig, count_parameters, padding_to_multiple
 
 
 @pytest.mark.parametrize(("tasks", "params"), [(5, 1_695_235), (6, 1_698_435)])

@@ -39,7 +39,7 @@ def test_inference_needs_none_of_the_extras(wheel):
         names = archive.namelist()
     required = [r for r in metadata.get_all("Requires-Dist") if "extra ==" not in r]
     assert not [r for r in required if r.split(">")[0].split("=")[0].strip() in OPTIONAL], required
-    assert "mixtask/serve_page.html" in names
+    assert "mixtask/serve/page.html" in names
     assert any(n.endswith("share/mixtask/weights/mixtask-base.safetensors") for n in names)
 
 

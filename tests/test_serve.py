@@ -17,8 +17,8 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from mixtask.infer import Translator
-from mixtask.serve import create_app
+from mixtask.inference.translator import Translator
+from mixtask.serve.app import create_app
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 from tests.conftest import make_tiny_model

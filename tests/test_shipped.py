@@ -68,7 +68,7 @@ def scores() -> dict[str, dict]:
     """`mixtask eval` rows by group name, on 4 val crops of 256 px per task."""
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not here")
-    from mixtask.evaluate import EvalOptions, run_evaluation
+    from mixtask.evaluation.run import EvalOptions, run_evaluation
 
     result = run_evaluation(EvalOptions(SHARED_DATA, SHIPPED, size=256, count=4, seed=0))
     return {group["name"]: group["rows"] for group in result["groups"]}
@@ -112,7 +112,7 @@ def test_a_mix_moves_towards_its_synthesised_target(scores, mix):
 
 @pytest.mark.parametrize("mix", ["denoise+style1", "denoise+seg", "seg+style1"])
 def test_a_mix_differs_from_each_member(mix):
-    from mixtask.infer import Translator
+    from mixtask.inference.translator import Translator
 
     translator = Translator.from_file(SHIPPED, device="cpu")
     with Image.open(ROOT / "examples" / "mate-fresh-flower.jpg") as image:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
-from mixtask.synth import MANIFEST_NAME, SynthFolder, SynthOptions, read_manifest, synthesize
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.training.synth import MANIFEST_NAME, SynthFolder, SynthOptions, read_manifest, synthesize
 from mixtask.weights import read_info
 from tests.test_train import assets, make_dataset, tiny_options  # noqa: F401  (assets is a fixture)
 
@@ -130,7 +130,7 @@ def test_folder_samples_fit_the_training_size(tiny_weights, data, tmp_path):
 
 
 def test_train_consumes_a_synth_folder(assets, tmp_path):  # noqa: F811
-    from mixtask.train import train
+    from mixtask.training import train
 
     first = train(tiny_options(assets, tmp_path / "stage1", steps=2, stage1_steps=2, mixes=()), quiet=True)
     synth = tmp_path / "synth"
@@ -145,7 +145,7 @@ def test_train_consumes_a_synth_folder(assets, tmp_path):  # noqa: F811
 
 
 def test_train_rejects_a_synth_folder_with_unknown_tasks(assets, tiny_weights, tmp_path):  # noqa: F811
-    from mixtask.train import train
+    from mixtask.training import train
 
     synthesize(options(tiny_weights, assets["data"], tmp_path / "s", mixes=("seg+style2",), count=1))
     with pytest.raises(MixtaskError, match=r"--synth .*unknown task 'style2'"):

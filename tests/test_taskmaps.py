@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask import taskmaps
-from mixtask.apply import ApplyOptions, apply_paths, is_slug
+from mixtask.apply.run import ApplyOptions, apply_paths, is_slug
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
-from mixtask.infer import Translator
+from mixtask.inference import taskmaps
+from mixtask.inference.translator import Translator
 from mixtask.tasks import DEFAULT_TASK_SET
 
 TASKS = DEFAULT_TASK_SET
@@ -232,7 +232,7 @@ def test_alpha_scales_the_strengths(translator, tmp_path):
 class FakeMapTranslator:
     """Stands for a translator whose architecture takes per-pixel vectors (`task_maps = True`)."""
 
-    capabilities = SimpleNamespace(arch="fake", task_maps=True)  # as mixtask.capabilities.Capabilities
+    capabilities = SimpleNamespace(arch="fake", task_maps=True)  # as mixtask.nets.capabilities.Capabilities
     task_set = TASKS
 
     def __init__(self):
@@ -275,7 +275,7 @@ class MapNet(torch.nn.Module):
 
 
 def test_native_path_through_a_real_translator(tmp_path):
-    from mixtask.model import ModelConfig
+    from mixtask.nets.film import ModelConfig
     from mixtask.weights import WeightsInfo
 
     config = ModelConfig(num_tasks=len(TASKS), width=4, res_blocks=1, arch="mapnet")
@@ -296,8 +296,8 @@ def test_native_path_through_a_real_translator(tmp_path):
 
 
 def test_native_path_with_the_topdown_architecture(tmp_path):
-    from mixtask import archs
-    from mixtask.model import ModelConfig, build_model
+    from mixtask.nets import registry as archs
+    from mixtask.nets.film import ModelConfig, build_model
     from mixtask.weights import WeightsInfo
 
     if "topdown" not in archs.names():

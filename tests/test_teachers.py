@@ -15,14 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mixtask import metrics
 from mixtask.data import SampleMaker, load_dataset
 from mixtask.data.sampling import feathered
 from mixtask.errors import MixtaskError
-from mixtask.losses import mask_losses
-from mixtask.model import MixNet, ModelConfig, recording_gates
-from mixtask.train import prepare, setup_run, train
-from mixtask.training import teachers
+from mixtask.evaluation import metrics
+from mixtask.nets.film import MixNet, ModelConfig, recording_gates
+from mixtask.training import prepare, setup_run, teachers, train
+from mixtask.training.losses import mask_losses
 from mixtask.training.step import optimize, supervises_gate
 from mixtask.weights import load_weights
 from tests.test_train import (  # the tiny data and options of the training tests

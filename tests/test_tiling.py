@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mixtask import devices, tiling
 from mixtask.errors import MixtaskError
-from mixtask.infer import InferenceNet, Translator, psnr
-from mixtask.model import ModelConfig
+from mixtask.inference import devices, tiling
+from mixtask.inference.translator import InferenceNet, Translator, psnr
+from mixtask.nets.film import ModelConfig
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model

@@ -20,11 +20,11 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from mixtask.checkpoint import load_checkpoint
 from mixtask.cli import app
 from mixtask.cli.train import resolve_mix_method
 from mixtask.errors import MixtaskError
-from mixtask.train import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
+from mixtask.training import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
+from mixtask.training.checkpoint import load_checkpoint
 from mixtask.training.progress import read_records
 from mixtask.weights import load_weights, read_info
 from tests.fakes import tiny_vgg_state
@@ -127,7 +127,7 @@ def test_damage_weight_adds_the_l2_over_the_damaged_pixels(assets, tmp_path, tas
 
 @pytest.mark.parametrize("task", ["inpaint", "denoise"])
 def test_keep_weight_trains_the_gate_towards_the_undamaged_pixels(assets, tmp_path, task):
-    from mixtask.losses import keep_loss
+    from mixtask.training.losses import keep_loss
 
     run = setup_run(tiny_options(assets, tmp_path / "run", keep_weight=1.0, adversarial_weight=0.0), _no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == task)
@@ -178,7 +178,7 @@ def test_compiled_steps_match_eager_ones(assets, tmp_path):
 
 
 def _no_ddp():
-    from mixtask.distributed import DistContext
+    from mixtask.training.distributed import DistContext
 
     return DistContext()
 
@@ -267,7 +267,7 @@ def test_resume_in_stage2_restores_the_stage1_model(assets, tmp_path):
 
 
 def test_resume_can_extend_steps(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
@@ -279,7 +279,7 @@ def test_resume_can_extend_steps(assets, tmp_path):
 
 
 def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)  # 32 px crops
@@ -293,7 +293,7 @@ def test_resume_can_fine_tune_at_a_larger_size(assets, tmp_path):
 
 
 def test_resume_with_a_new_learning_rate_sets_it_in_the_optimiser(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
@@ -307,7 +307,7 @@ def test_resume_with_a_new_learning_rate_sets_it_in_the_optimiser(assets, tmp_pa
 
 
 def test_resume_can_change_the_seg_composites_and_they_are_on_record(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
@@ -320,7 +320,7 @@ def test_resume_can_change_the_seg_composites_and_they_are_on_record(assets, tmp
 
 
 def test_job_weights_draw_the_weighted_jobs_and_are_on_record(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     weighted = "recon=0,inpaint=0,seg=0,style1=0"  # only denoise left to draw
@@ -368,7 +368,7 @@ def test_job_weights_need_the_per_batch_schedule(assets, tmp_path):
 
 
 def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
-    from mixtask.train import resume_options
+    from mixtask.training import resume_options
 
     out = tmp_path / "run"
     options = tiny_options(assets, out, steps=6, stage1_steps=5, mixes=("denoise+style1",), checkpoint_every=1)
@@ -530,7 +530,7 @@ def test_two_cpu_processes_with_ddp(assets, tmp_path):
 
 
 def test_optional_evaluation_writes_eval_json(assets, tmp_path, monkeypatch):
-    import mixtask.evaluate
+    import mixtask.evaluation.run
 
     seen = []
 
@@ -538,7 +538,7 @@ def test_optional_evaluation_writes_eval_json(assets, tmp_path, monkeypatch):
         seen.append(options)
         return {"split": options.split, "groups": []}
 
-    monkeypatch.setattr(mixtask.evaluate, "run_evaluation", fake_evaluation)
+    monkeypatch.setattr(mixtask.evaluation.run, "run_evaluation", fake_evaluation)
     out = tmp_path / "run"
     train(tiny_options(assets, out, steps=2, evaluate=True), quiet=True)
     assert json.loads((out / "eval.json").read_text()) == {"split": "val", "groups": []}
@@ -555,7 +555,7 @@ def test_evaluation_problems_do_not_fail_the_run(assets, tmp_path):
 
 
 def test_resume_drops_log_lines_after_the_checkpoint(tmp_path):
-    from mixtask.train import RunLog
+    from mixtask.training import RunLog
 
     log = RunLog(tmp_path / "log.jsonl", enabled=True)
     for step in (1, 2, 3):
@@ -569,7 +569,7 @@ def test_resume_drops_log_lines_after_the_checkpoint(tmp_path):
 def test_loss_balancing_divides_by_each_jobs_running_mean(assets, tmp_path):
     from types import SimpleNamespace
 
-    from mixtask.train import loss_scale
+    from mixtask.training import loss_scale
 
     run = SimpleNamespace(options=tiny_options(assets, tmp_path), loss_scales={})
     assert loss_scale(run, "style1", torch.tensor(50.0)) == pytest.approx(50.0)
@@ -582,8 +582,8 @@ def test_loss_balancing_divides_by_each_jobs_running_mean(assets, tmp_path):
 def test_snapshot_exports_the_last_checkpoint_mid_run(assets, tmp_path):
     from typer.testing import CliRunner
 
-    from mixtask.checkpoint import load_checkpoint as read_checkpoint
     from mixtask.cli import app
+    from mixtask.training.checkpoint import load_checkpoint as read_checkpoint
 
     options = tiny_options(assets, tmp_path / "run", steps=6, checkpoint_every=1)
     assert train(options, quiet=True, callback=_interrupt_at(2)).interrupted

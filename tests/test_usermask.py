@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from mixtask.apply.usermask import inpaint, plan_user_mask, read_mask
 from mixtask.cli import app
-from mixtask.infer import Translator
+from mixtask.inference.translator import Translator
 from mixtask.tasks import DEFAULT_TASK_SET
-from mixtask.usermask import inpaint, plan_user_mask, read_mask
 
 RGB = np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8)
 

@@ -19,11 +19,11 @@ from safetensors.torch import save_file
 from torch import nn
 from typer.testing import CliRunner
 
-from mixtask.checkpoint import load_checkpoint
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
-from mixtask.train import StyleSpec, TrainOptions, enter_stage2, optimize, prepare, resume_options, setup_run, train
+from mixtask.training import StyleSpec, TrainOptions, enter_stage2, optimize, prepare, resume_options, setup_run, train
 from mixtask.training import options as options_module
+from mixtask.training.checkpoint import load_checkpoint
 from mixtask.training.step import draw_job
 from mixtask.training.weighting import (
     WEIGHTINGS,
@@ -120,7 +120,7 @@ def test_gradnorm_raises_the_weight_of_the_job_that_trains_slower():
 
 
 def test_gradnorm_watches_the_last_conv_of_the_film_network():
-    from mixtask.model import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig, build_model
 
     net = build_model(ModelConfig(num_tasks=3, width=4, res_blocks=1))
     assert last_shared_weight(net) is net.output.conv.weight
@@ -128,7 +128,7 @@ def test_gradnorm_watches_the_last_conv_of_the_film_network():
 
 def test_gradnorm_needs_a_named_shared_layer_in_a_network_with_per_task_parts():
     class Branches(nn.Module):
-        unused_parameters = True  # as mixtask.archs' per-task networks declare
+        unused_parameters = True  # as mixtask.nets.registry' per-task networks declare
 
         def __init__(self):
             super().__init__()

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from mixtask.errors import MixtaskError
-from mixtask.model import ModelConfig
+from mixtask.nets.film import ModelConfig
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import load_weights, read_info, save_weights
 from tests.conftest import TINY_CONFIG, make_tiny_model

@@ -1,6 +1,6 @@
-"""`mixtask apply INPUT... --task SPEC`: translate images, folders or stdin (pipeline in mixtask/apply.py).
+"""`mixtask apply INPUT... --task SPEC`: translate images, folders or stdin (pipeline in mixtask/apply/run.py).
 
-`--task-map MAP --map-tasks NAMES`: per-pixel strengths from an image (mixtask/taskmaps.py).
+`--task-map MAP --map-tasks NAMES`: per-pixel strengths from an image (mixtask/inference/taskmaps.py).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
+from mixtask.apply.cutout import CUTOUT_MODES
 from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
-from mixtask.cutout import CUTOUT_MODES
 
 
 class OutputFormat(str, Enum):
@@ -30,7 +30,7 @@ CUTOUT_HELP = (
 )
 
 
-Cutout = Enum("Cutout", {mode: mode for mode in CUTOUT_MODES}, type=str)  # one place for the modes: mixtask.cutout
+Cutout = Enum("Cutout", {mode: mode for mode in CUTOUT_MODES}, type=str)  # the modes: mixtask.apply.cutout
 
 
 EXAMPLES = (  # shown after the options of --help
@@ -85,8 +85,8 @@ def apply_command(
     """Apply a task (a mix of tasks, or a per-pixel task map) to images; exits 1 if any image failed."""
     from rich.console import Console
 
-    from mixtask.apply import ApplyOptions, apply_paths
-    from mixtask.apply_plan import argument_path
+    from mixtask.apply.plan import argument_path
+    from mixtask.apply.run import ApplyOptions, apply_paths
     from mixtask.errors import MixtaskError
 
     if task and len(task) > 1:  # a second --task would silently replace the first

@@ -1,4 +1,4 @@
-"""`mixtask bench`: model-only and end-to-end ms per megapixel per size and precision (mixtask/bench.py)."""
+"""`mixtask bench`: model-only and end-to-end ms per megapixel per size and precision (mixtask/studies/bench.py)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def bench_command(
     """Measure speed (s per megapixel), quality against fp32 and peak memory."""
     from rich.console import Console
 
-    from mixtask.bench import BenchOptions, bench_table, parse_size, run_bench, to_json, to_markdown
     from mixtask.fileio import write_bytes_atomic
+    from mixtask.studies.bench import BenchOptions, bench_table, parse_size, run_bench, to_json, to_markdown
 
     options = BenchOptions(
         sizes=tuple(parse_size(text) for text in sizes.split(",") if text.strip()),

@@ -1,4 +1,4 @@
-"""`mixtask compare`: every architecture trained, scored and timed the same way (mixtask/compare.py)."""
+"""`mixtask compare`: every architecture trained, scored and timed the same way (mixtask/studies/compare.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from mixtask.cli.common import user_errors
 
-ARCH_HELP = "Architecture to include (repeat); default: every registered one (see mixtask.archs)."
+ARCH_HELP = "Architecture to include (repeat); default: every registered one (see mixtask.nets.registry)."
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat), as for `mixtask train`."
 
 
@@ -39,9 +39,9 @@ def compare_command(
     """Train every architecture at the same budget; table and plot of quality, size and speed."""
     from rich.console import Console
 
-    from mixtask.compare import CompareOptions, run_compare
-    from mixtask.compare_report import markdown_table
-    from mixtask.train import TrainOptions, default_command, parse_style
+    from mixtask.studies.compare import CompareOptions, run_compare
+    from mixtask.studies.compare_report import markdown_table
+    from mixtask.training import TrainOptions, default_command, parse_style
 
     train = TrainOptions(str(data), str(out), tuple(parse_style(text) for text in style), steps=budget, size=size,
                          batch=batch, seed=seed, vgg=None if vgg is None else str(vgg), width=width,

@@ -32,7 +32,7 @@ def damage_command(
     """Add square holes or scratches as in training, to try inpaint and denoise on."""
     import numpy as np
 
-    from mixtask.damage import damage
+    from mixtask.data.damage import damage
     from mixtask.fileio import write_bytes_atomic
     from mixtask.images import choose_format, encode, format_from_extension, load_image, to_pil
 

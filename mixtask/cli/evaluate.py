@@ -53,8 +53,8 @@ def eval_command(
     from rich.console import Console
 
     from mixtask.errors import MixtaskError
-    from mixtask.eval_report import result_tables
-    from mixtask.evaluate import EvalOptions, run_evaluation, write_json
+    from mixtask.evaluation.report import result_tables
+    from mixtask.evaluation.run import EvalOptions, run_evaluation, write_json
 
     styles = tuple(_style_pair(text) for text in style)
     selection = tuple(name.strip() for name in only.split(",") if name.strip()) if only is not None else ()
@@ -75,7 +75,7 @@ def eval_command(
         write_json(result, json_path)
         console.print(f"wrote {json_path}")
     if markdown is not None:
-        from mixtask.eval_report import result_markdown
+        from mixtask.evaluation.report import result_markdown
         from mixtask.fileio import write_bytes_atomic
 
         write_bytes_atomic(markdown, result_markdown(result).encode())

@@ -22,7 +22,7 @@ def info_command(weights: Path = typer.Argument(None, help="Weights file; defaul
     """Describe a weights file: how it was made and what it measures."""
     from rich.console import Console
 
-    from mixtask.report import info_tables
+    from mixtask.cli.report import info_tables
     from mixtask.weights import load_weights
 
     model, info = load_weights(weights)

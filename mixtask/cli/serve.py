@@ -1,4 +1,4 @@
-"""`mixtask serve`: an HTTP server with the network loaded once, and a page of strength sliders (`mixtask.serve`)."""
+"""`mixtask serve`: an HTTP server with the network loaded once, and a page of strength sliders (mixtask.serve)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def serve_command(
     """
     import uvicorn  # a missing [serve] extra is reported by user_errors
 
-    from mixtask.infer import Translator
-    from mixtask.serve import create_app
+    from mixtask.inference.translator import Translator
+    from mixtask.serve.app import create_app
 
     translator = Translator.from_file(weights, device=device, precision=precision.value)
     app = create_app(translator, max_bytes=int(max_mb * 1024 * 1024), max_waiting=max_waiting)

@@ -23,6 +23,6 @@ def snapshot_command(
     output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
 ) -> None:
     """Export the weights of a run's last checkpoint, to try or evaluate while it trains on."""
-    from mixtask.train import export_snapshot
+    from mixtask.training import export_snapshot
 
     typer.echo(f"wrote {export_snapshot(run_dir, output)}")

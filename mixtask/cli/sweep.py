@@ -36,8 +36,8 @@ def sweep_command(
     """Show how outputs change as task strengths go from 0 to 1 (one or two axes)."""
     from mixtask.fileio import atomic_path
     from mixtask.images import load_image
-    from mixtask.infer import Translator
-    from mixtask.sweep import SweepSpec, make_sweep_sheet
+    from mixtask.inference.translator import Translator
+    from mixtask.studies.sweep import SweepSpec, make_sweep_sheet
 
     if output.suffix.lower() not in SHEET_FORMATS:
         raise MixtaskError(f"cannot write a sheet as {output.suffix or 'no extension'}: use .png, .jpg or .webp")

@@ -35,8 +35,8 @@ def synth_command(
     """Write mixed samples (input/target PNGs + manifest.jsonl) for `mixtask train --synth`."""
     from rich.progress import Progress
 
-    from mixtask.synth import SynthOptions, synthesize
-    from mixtask.train import default_command
+    from mixtask.training import default_command
+    from mixtask.training.synth import SynthOptions, synthesize
 
     options = SynthOptions(
         weights=str(weights), data=str(data), out=str(out), mixes=tuple(mix) or None, count=count, size=size,

@@ -22,7 +22,7 @@ def tasks_command(weights: Path = typer.Option(None, "--weights", "-w", help=WEI
     """List the tasks and trained mixes of the default (or given) weights."""
     from rich.console import Console
 
-    from mixtask.report import tasks_table
+    from mixtask.cli.report import tasks_table
     from mixtask.weights import load_weights
 
     _, info = load_weights(weights)  # the tensors too: a file whose weights are broken is not a usable model

@@ -1,4 +1,4 @@
-"""`mixtask train`: train single tasks and mixes (paper, Sec. 3.3); the loop is `mixtask.train`."""
+"""`mixtask train`: train single tasks and mixes (paper, Sec. 3.3); the loop is `mixtask.training`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mixtask import archs
 from mixtask.cli.common import Precision, user_errors
+from mixtask.nets import registry as archs
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
@@ -16,7 +16,7 @@ METHOD_HELP = (
     "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages).  "
     "[default: 3; 1 for an --arch that cannot mix]"
 )
-ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.archs)."
+ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.nets)."
 RESUME_HELP = (
     "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
     "--compile, --composites and, in stage 1, --stage1-steps may change)."
@@ -145,7 +145,7 @@ def train_command(
 ) -> None:
     """Train the FiLM network on inpaint, denoise, seg, the given styles and their mixes."""
     from mixtask.errors import MixtaskError
-    from mixtask.train import TrainOptions, default_command, parse_style, resume_options, train
+    from mixtask.training import TrainOptions, default_command, parse_style, resume_options, train
 
     if resume is not None:
         if data or out or style:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from mixtask import distributed as ddp
 from mixtask.mixing import MixRule, corrupt_input, make_stylizer, render_target
+from mixtask.training import distributed as ddp
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mixtask import distributed as ddp
-from mixtask.checkpoint import capture_rng, restore_rng, save_checkpoint
+from mixtask.training import distributed as ddp
+from mixtask.training.checkpoint import capture_rng, restore_rng, save_checkpoint
 from mixtask.training.console import warn
 from mixtask.training.stages import frozen_copy
 from mixtask.training.state import Run

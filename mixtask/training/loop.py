@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mixtask import distributed as ddp
-from mixtask.checkpoint import checkpoint_path, load_checkpoint
 from mixtask.errors import MixtaskError
+from mixtask.training import distributed as ddp
+from mixtask.training.checkpoint import checkpoint_path, load_checkpoint
 from mixtask.training.checkpointing import restore, write_checkpoint
 from mixtask.training.console import warn
 from mixtask.training.export import WEIGHTS_NAME, describe_hardware, export
@@ -99,9 +99,9 @@ def finish(run: Run, log: RunLog, interrupted: bool) -> Path | None:
 
 
 def evaluate_weights(options: TrainOptions, weights: Path, log: RunLog) -> None:
-    """Optional held-out scores of the exported weights (`mixtask.evaluate`); never fails the run."""
+    """Optional held-out scores of the exported weights (`mixtask.evaluation.run`); never fails the run."""
     try:
-        from mixtask.evaluate import EvalOptions, run_evaluation, write_json
+        from mixtask.evaluation.run import EvalOptions, run_evaluation, write_json
     except ImportError as error:
         warn(f"evaluation skipped: {error}")
         return

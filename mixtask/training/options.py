@@ -6,10 +6,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from mixtask import archs
-from mixtask.checkpoint import load_checkpoint
 from mixtask.data.sampling import COMPOSITES
 from mixtask.errors import MixtaskError
+from mixtask.nets import registry as archs
+from mixtask.training.checkpoint import load_checkpoint
 
 MIX_METHODS = (1, 2, 3)
 HEADS = ("gated", "rgb")  # as model.HEADS (not imported: options load without torch)
@@ -125,7 +125,7 @@ def _job_weight(text: str) -> float | None:
 
 def trains_base_first(arch: str) -> bool:
     """Whether an architecture trains in two stages of its own: its base, then per-task parts (Piggyback)."""
-    from mixtask.archs import architecture_class, names  # imports the architecture, hence torch
+    from mixtask.nets.registry import architecture_class, names  # imports the architecture, hence torch
 
     return arch in names() and bool(getattr(architecture_class(arch), "base_then_tasks", False))
 
@@ -176,7 +176,7 @@ def check_arch_can_mix(options: TrainOptions) -> None:
     """An architecture that cannot mix tasks trains single tasks only (Method 1)."""
     if options.mix_method == 1 and not options.mixes and options.synth is None:
         return
-    from mixtask.capabilities import of_arch  # imports the architecture, hence torch
+    from mixtask.nets.capabilities import of_arch  # imports the architecture, hence torch
 
     if not of_arch(options.arch).mixes:
         raise MixtaskError(
@@ -187,7 +187,7 @@ def check_arch_can_mix(options: TrainOptions) -> None:
 
 def default_mix_method(arch: str) -> int:
     """Method 3 (synthesised mixes, the paper's best), or 1 for an architecture that cannot mix."""
-    from mixtask.capabilities import of_arch
+    from mixtask.nets.capabilities import of_arch
 
     return 3 if of_arch(arch).mixes else 1
 

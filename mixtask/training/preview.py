@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mixtask import distributed as ddp
+from mixtask.training import distributed as ddp
 from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
@@ -45,7 +45,7 @@ def preview_target(run: Run, job: Job, batch: Batch) -> torch.Tensor | None:
 def write_preview(run: Run) -> Path:
     """RUN_DIR/previews/step-NNNNNN.png: a row per job, columns input / output / target."""
     from mixtask.fileio import atomic_path
-    from mixtask.synth import contact_sheet
+    from mixtask.training.synth import contact_sheet
 
     sheet = contact_sheet(preview_rows(run), run.options.size, ("input", "output", "target"))
     path = Path(run.options.out) / "previews" / f"step-{run.step:06d}.png"

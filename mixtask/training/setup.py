@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from mixtask import distributed as ddp
 from mixtask.errors import MixtaskError
 from mixtask.tasks import TaskSet
+from mixtask.training import distributed as ddp
 from mixtask.training.console import warn
 from mixtask.training.options import StyleSpec, TrainOptions, check_options
 from mixtask.training.plan import build_plan
@@ -37,7 +37,7 @@ def load_style_image(spec: StyleSpec) -> torch.Tensor:
 
 
 def loss_weights(options: TrainOptions):
-    from mixtask.losses import LossWeights
+    from mixtask.training.losses import LossWeights
 
     return LossWeights(options.content_weight, options.style_weight, options.tv_weight, options.adversarial_weight)
 
@@ -51,7 +51,7 @@ def setup_styles(run: Run) -> None:
         run.style_images = {spec.name: load_style_image(spec) for spec in run.options.styles}
         return
     from mixtask.backbones import load_vgg
-    from mixtask.losses import PerceptualLoss, style_targets
+    from mixtask.training.losses import PerceptualLoss, style_targets
 
     images = {spec.name: load_style_image(spec) for spec in run.options.styles}
     vgg = load_vgg(run.options.vgg).to(run.device)
@@ -66,7 +66,7 @@ def setup_discriminator(run: Run) -> None:
     """PatchGAN for seg (conditional on the network input); none when its weight is 0."""
     if run.options.adversarial_weight <= 0:
         return
-    from mixtask.losses import PatchDiscriminator
+    from mixtask.training.losses import PatchDiscriminator
 
     run.disc = PatchDiscriminator(in_channels=6, width=run.options.width).to(run.device)
     run.disc_optimizer = torch.optim.Adam(run.disc.parameters(), lr=run.options.lr, betas=(0.5, 0.999))
@@ -89,7 +89,7 @@ def setup_weighting(run: Run) -> None:
 
 
 def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torch.nn.Module:
-    from mixtask.model import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig, build_model
 
     config = ModelConfig(
         len(task_set), options.width, options.res_blocks, options.film_layers, arch=options.arch, head=options.head
@@ -189,6 +189,6 @@ def make_generators(options: TrainOptions, ctx: ddp.DistContext) -> dict[str, to
 def load_folder(options: TrainOptions):
     if options.synth is None:
         return None
-    from mixtask.synth import SynthFolder
+    from mixtask.training.synth import SynthFolder
 
     return SynthFolder.open(options.synth, options.size)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mixtask import distributed as ddp
+from mixtask.training import distributed as ddp
 from mixtask.training.options import TrainOptions
 from mixtask.training.plan import Plan
 

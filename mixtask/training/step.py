@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mixtask import distributed as ddp
 from mixtask.mixing import KIND_ROLES
-from mixtask.model import recording_gates
+from mixtask.nets.film import recording_gates
+from mixtask.training import distributed as ddp
 from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
@@ -24,13 +24,13 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     inputs or None). `gate`: the gated head's gate logit when the seg mask is supervised directly."""
     loss = KIND_ROLES[kind].loss
     if loss == "perceptual" and run.options.style_loss == "teacher":
-        from mixtask.losses import l1
+        from mixtask.training.losses import l1
 
         return {name: l1(output, teacher_rendering(run, batch, name))}, None
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
-    from mixtask.losses import adversarial_losses, l1, l2, mask_losses
+    from mixtask.training.losses import adversarial_losses, l1, l2, mask_losses
 
     target = batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
     terms = {name: l2(output, target)}
@@ -75,7 +75,7 @@ def damaged_l2(output: torch.Tensor, batch: Batch, damaged: torch.Tensor) -> tor
 
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
-    from mixtask.losses import l2
+    from mixtask.training.losses import l2
 
     if job.source != "members":
         return {"total": l2(output, batch.target)}, None
@@ -88,7 +88,7 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
         (name,) = job.rule.names
         damaged = damaged_pixels(batch) if run.options.damage_weight or gate is not None else None
         if run.options.restoration_l1:
-            from mixtask.losses import l1
+            from mixtask.training.losses import l1
 
             terms[f"{name}.l1"] = l1(output, batch.clean)
             terms[name] = terms[name] + run.options.restoration_l1 * terms[f"{name}.l1"]
@@ -96,7 +96,7 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
             terms[f"{name}.damaged"] = damaged_l2(output, batch, damaged)
             terms[name] = terms[name] + run.options.damage_weight * terms[f"{name}.damaged"]
         if gate is not None:
-            from mixtask.losses import keep_loss
+            from mixtask.training.losses import keep_loss
 
             terms[f"{name}.keep"] = keep_loss(gate, ~damaged)
             terms[name] = terms[name] + run.options.keep_weight * terms[f"{name}.keep"]
@@ -106,7 +106,7 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
 
 def discriminator_step(run: Run, fake: torch.Tensor, real: torch.Tensor, condition: torch.Tensor) -> float:
     """One PatchGAN update on (real, fake) pairs; its gradients are averaged over ranks by hand."""
-    from mixtask.losses import adversarial_losses
+    from mixtask.training.losses import adversarial_losses
 
     run.disc_optimizer.zero_grad(set_to_none=True)
     with ddp.autocast(run.device, run.dtype):

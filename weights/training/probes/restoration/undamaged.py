@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from mixtask import metrics
-from mixtask.eval_inputs import Backbones, Context, EvalOptions, make_samples
-from mixtask.model import recording_gates
+from mixtask.evaluation import metrics
+from mixtask.evaluation.inputs import Backbones, Context, EvalOptions, make_samples
+from mixtask.nets.film import recording_gates
 from mixtask.weights import load_weights
 
 torch.set_num_threads(1)

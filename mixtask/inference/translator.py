@@ -1,0 +1,560 @@
+"""Inference: a task vector applied to images of any size (paper, Sec. 3.2 and 3.3).
+
+`Translator` is the public entry point: it picks the device and precision (`devices`), rewrites
+the trained `MixNet` into an `InferenceNet` and runs it untiled for small images or streamed
+through tiles for large ones (`tiling`). `InferenceNet` computes the same function as
+`MixNet.forward` with fewer passes over memory (see README, "Speed"):
+
+- channels-last activations and weights cast to the precision (bf16 on CPUs with bf16 dot
+  products: 1.9x fp32);
+- nearest x2 up-sampling + reflection pad + 3x3 conv rewritten as a replicate pad + 2x2 conv
+  with 4x the outputs, interleaved ("sub-pixel" form): no up-sampled tensor and 2.25x fewer
+  multiply-adds;
+- the last 9x9 conv (32 -> 3 channels, which vectorises badly) rewritten as a 10x10 stride-2
+  conv to 12 channels + pixel shuffle: 3x faster;
+- InstanceNorm + FiLM (+ ReLU) applied as one per-channel affine written straight into the
+  padded input buffer of the next conv; statistics from one fused kernel, kept in fp32.
+
+The other architectures of `mixtask.nets.registry` run as they are through `ModuleNet` (autocast for
+half precision, never tiled); `Translator` checks what each one can be asked (`capabilities`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixtask.errors import MixtaskError
+from mixtask.inference import devices, tiling
+from mixtask.nets import capabilities
+from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
+from mixtask.weights import WeightsInfo, load_weights
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+CL = torch.channels_last
+EPS = 1e-5  # InstanceNorm epsilon, as in model.NormFiLM
+PROBE_SIZE = 64
+
+Stats = list  # per norm layer, in order: (mean, var), each (B or 1, C) fp32
+
+
+def channel_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel (mean, biased var) of (B, C, H, W) in fp32, one pass over y."""
+    if y.device.type != "cpu":
+        var, mean = torch.var_mean(y.float(), dim=(2, 3), correction=0)
+        return mean, var
+    means, variances = [], []
+    for sample in y.split(1):  # the batch-norm kernel reduces over the batch: one sample at a time
+        # Without running statistics this returns the biased variance, as InstanceNorm uses.
+        mean, var = torch.batch_norm_update_stats(sample.contiguous(memory_format=CL), None, None, 0.0)
+        means.append(mean.float())
+        variances.append(var.float())
+    return torch.stack(means), torch.stack(variances)
+
+
+def fill_border(padded: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """Fill the `pad`-wide border of a buffer whose interior is already written (reflect/replicate)."""
+    if pad == 0:
+        return padded
+    height, width = padded.shape[-2] - 2 * pad, padded.shape[-1] - 2 * pad
+    rows = slice(pad, pad + width)
+    for i in range(pad):
+        top, bottom = (pad + 1 + i, pad + height - 2 - i) if mode == "reflect" else (pad, pad + height - 1)
+        padded[:, :, pad - 1 - i, rows] = padded[:, :, top, rows]
+        padded[:, :, pad + height + i, rows] = padded[:, :, bottom, rows]
+    for i in range(pad):
+        left, right = (pad + 1 + i, pad + width - 2 - i) if mode == "reflect" else (pad, pad + width - 1)
+        padded[:, :, :, pad - 1 - i] = padded[:, :, :, left]
+        padded[:, :, :, pad + width + i] = padded[:, :, :, right]
+    return padded
+
+
+def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
+    """3x3 conv after nearest x2 up-sampling + reflect pad 1 == 2x2 conv (4x outputs) on the
+    replicate-padded low-res input. Output channel (a * 2 + b) * O + o is sub-pixel (a, b)."""
+    taps = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (sub-pixel, tap, kernel row)
+    folded = torch.einsum("apk,bql,oikl->aboipq", taps, taps, weight)
+    out_channels, in_channels = weight.shape[:2]
+    return folded.reshape(4 * out_channels, in_channels, 2, 2)
+
+
+def strided_weight(weight: torch.Tensor) -> torch.Tensor:
+    """kxk conv (k odd) == (k+1)x(k+1) stride-2 conv to 4x the channels, then pixel shuffle."""
+    out_channels, in_channels, k, _ = weight.shape
+    half = (k + 1) // 2
+    out = weight.new_zeros(out_channels, 2, 2, in_channels, half, 2, half, 2)  # o, a, b, i, jy, sy, jx, sx
+    for a in range(2):
+        for sy in range(2):
+            for jy in range(half):
+                ky = 2 * jy + sy - a
+                for b in range(2):
+                    for sx in range(2):
+                        for jx in range(half):
+                            kx = 2 * jx + sx - b
+                            if 0 <= ky < k and 0 <= kx < k:
+                                out[:, a, b, :, jy, sy, jx, sx] = weight[:, :, ky, kx]
+    return out.reshape(4 * out_channels, in_channels, 2 * half, 2 * half)
+
+
+def _exact(weight: torch.Tensor) -> torch.Tensor:
+    """A weight in float64 on the CPU, where the rewrites fold taps without rounding."""
+    return weight.detach().cpu().double()
+
+
+class InferenceNet:
+    """A `MixNet` prepared for inference on one device in one dtype (same outputs, less work).
+
+    The forward pass is split at the bottleneck so that `tiling` can stream large images:
+    `encode` (full -> 1/4 resolution), `bottleneck` (the residual blocks) and `decode`. Each
+    takes `stats`, a list of per-layer (mean, var) that it *extends* with the statistics of
+    every layer it normalises beyond the list's end: pass `[]` to compute everything (plain
+    InstanceNorm), or a full list to run with frozen whole-image statistics (tiles).
+    `stop=k` returns the raw (pre-norm) output of layer k instead, for statistics passes.
+    """
+
+    tiles = True  # `tiling` can stream it
+
+    def __init__(self, model: MixNet, device: torch.device, dtype: torch.dtype):
+        if not isinstance(model, MixNet):
+            raise MixtaskError(f"cannot run a {type(model).__name__} model: this mixtask knows the FiLM network only")
+        self.device, self.dtype = device, dtype
+        # Half precision loses most accuracy in the first two full-resolution layers (PSNR
+        # against fp32 45 dB instead of 40 on a full-width net): they stay in fp32 (+10% time).
+        self.stem_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+        self.config = model.config
+        self.gated = model.config.head == "gated"
+        self.film_generator = copy.deepcopy(model.film).float().to(device).eval()
+        self.channels = [norm.channels for norm in model.norms]
+        self.relus = [norm.relu for norm in model.norms]
+        self.encoder = [
+            self._conv(layer.conv.weight, layer.conv.bias, self.stem_dtype if i < 2 else dtype)
+            for i, layer in enumerate(model.encoder)
+        ]
+        self.residual = [self._conv(layer.conv.weight, layer.conv.bias) for layer in model.residual]
+        self.decoder = [
+            self._conv(subpixel_weight(_exact(layer.conv.weight)), layer.conv.bias.repeat(4)) for layer in model.decoder
+        ]
+        out = model.output.conv
+        self.output = self._conv(strided_weight(_exact(out.weight)), out.bias.repeat_interleave(4))
+
+    channel_stats = staticmethod(channel_stats)
+
+    def _conv(self, weight: torch.Tensor, bias: torch.Tensor, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = dtype or self.dtype
+        return weight.detach().to(self.device, dtype).contiguous(memory_format=CL), bias.detach().to(self.device, dtype)
+
+    @torch.inference_mode()
+    def film(self, vectors: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (gamma, beta), each (B, C) fp32, for task vectors (B, tasks)."""
+        return film_pairs(self.film_generator(vectors.to(self.device, torch.float32)), self.channels)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Image tensor (uint8 0..255 or float 0..1, any device) -> this net's device, dtype, layout."""
+        is_bytes = x.dtype == torch.uint8
+        x = x.to(self.device, non_blocking=True).to(self.stem_dtype, memory_format=CL)
+        return x.div_(255) if is_bytes else x
+
+    # --- the pieces of the forward pass -------------------------------------------------------
+
+    def _affine(self, index, y, film, stats) -> tuple[torch.Tensor, torch.Tensor]:
+        """InstanceNorm + FiLM of layer `index` folded into one (scale, shift), (B, C, 1, 1)."""
+        if index >= len(stats):
+            assert index == len(stats), "statistics must be filled in layer order"
+            stats.append(channel_stats(y))
+        mean, var = stats[index]
+        gamma, beta = film[index]
+        scale = gamma * torch.rsqrt(var + EPS)
+        shift = beta - mean * scale
+        return scale.to(y.dtype)[:, :, None, None], shift.to(y.dtype)[:, :, None, None]
+
+    def normalize(self, index, y, film, stats, pad=0, mode="reflect", skip=None, dtype=None) -> torch.Tensor:
+        """Norm + FiLM (+ ReLU, + skip) of raw output y, written into a buffer padded for the next
+        conv (in `dtype`, default y's). The affine is computed in y's dtype: mixed-dtype kernels are slow."""
+        scale, shift = self._affine(index, y, film, stats)
+        dtype = dtype or y.dtype
+        if pad == 0 and dtype == y.dtype:
+            out = inner = y
+        else:
+            size = (y.shape[0], y.shape[1], y.shape[2] + 2 * pad, y.shape[3] + 2 * pad)
+            out = torch.empty(size, dtype=dtype, device=y.device, memory_format=CL)
+            inner = out[:, :, pad : pad + y.shape[2], pad : pad + y.shape[3]]
+        result = y if dtype != y.dtype else inner
+        torch.addcmul(shift, y, scale, out=result)
+        if self.relus[index]:
+            result.relu_()
+        if skip is not None:
+            result.add_(skip)
+        if result is not inner:
+            inner.copy_(result)
+        return fill_border(out, pad, mode)
+
+    def _upsample_conv(self, padded: torch.Tensor, index: int) -> torch.Tensor:
+        """Sub-pixel form of nearest x2 + conv3x3 on a replicate-padded input -> (B, O, 2H, 2W)."""
+        weight, bias = self.decoder[index]
+        o4 = F.conv2d(padded, weight, bias)  # (B, 4 * O, H + 1, W + 1); sub-pixel (a, b) is offset by (a, b)
+        batch, channels = o4.shape[0], o4.shape[1] // 4
+        height, width = padded.shape[2] - 2, padded.shape[3] - 2
+        out = torch.empty((batch, channels, 2 * height, 2 * width), dtype=o4.dtype, device=o4.device, memory_format=CL)
+        for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            out[:, :, a::2, b::2] = o4[:, k * channels : (k + 1) * channels, a : a + height, b : b + width]
+        return out
+
+    def conv_same(self, h: torch.Tensor, index: int, band: int | None = None, in_place: bool = False) -> torch.Tensor:
+        """Reflection-padded 3x3 conv of residual layer `index`.
+
+        With `band`, row band by row band (bounded scratch memory); `in_place` then writes the
+        output over h band by band, keeping a copy of the one input row the next band still needs.
+        """
+        weight, bias = self.residual[index]
+        height = h.shape[2]
+        if band is None or height <= band:
+            return F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), weight, bias)
+        out = h if in_place else torch.empty_like(h, memory_format=CL)
+        above = None  # input row just above the band (saved before `out` overwrote it)
+        for top in range(0, height, band):
+            bottom = min(top + band, height)
+            rows = h[:, :, top : bottom + 1] if above is None else torch.cat([above, h[:, :, top : bottom + 1]], dim=2)
+            pads = (1, 1, int(top == 0), int(bottom == height))  # real neighbours inside, reflection at edges
+            result = F.conv2d(F.pad(rows, pads, mode="reflect"), weight, bias)
+            above = h[:, :, bottom - 1 : bottom].clone()
+            out[:, :, top:bottom] = result
+        return out
+
+    # --- the three stages -----------------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor, film, stats: Stats, stop: int | None = None) -> torch.Tensor:
+        """Layers 0-2: prepared image (B, 3, H, W), H and W multiples of 4 -> (B, 4w, H/4, W/4)."""
+        (w0, b0), (w1, b1), (w2, b2) = self.encoder
+        y = F.conv2d(F.pad(x, (4, 4, 4, 4), mode="reflect"), w0, b0)
+        if stop == 0:
+            return y
+        y = F.conv2d(self.normalize(0, y, film, stats, pad=1), w1, b1, stride=2)
+        if stop == 1:
+            return y
+        y = F.conv2d(self.normalize(1, y, film, stats, pad=1, dtype=self.dtype), w2, b2, stride=2)
+        return y if stop == 2 else self.normalize(2, y, film, stats)
+
+    def bottleneck(self, h: torch.Tensor, film, stats: Stats, band: int | None = None) -> torch.Tensor:
+        """The residual blocks (layers 3-12) on the normalised encoder output."""
+        for block in range(len(self.residual) // 2):
+            first = 3 + 2 * block
+            t = self.normalize(first, self.conv_same(h, 2 * block, band), film, stats)
+            u = self.conv_same(t, 2 * block + 1, band, in_place=True)  # streamed: two bottleneck tensors, not three
+            h = self.normalize(first + 1, u, film, stats, skip=h)
+        return h
+
+    def decode(self, h: torch.Tensor, film, stats: Stats, stop: int | None = None) -> torch.Tensor:
+        """Layers 13-14 and the output conv: (B, 4w, h, w) -> raw output (B, 3 or 5, 4h, 4w), see `finish`."""
+        first = len(self.relus) - 2
+        y = self._upsample_conv(F.pad(h, (1, 1, 1, 1), mode="replicate"), 0)
+        if stop == first:
+            return y
+        y = self._upsample_conv(self.normalize(first, y, film, stats, pad=1, mode="replicate"), 1)
+        if stop == first + 1:
+            return y
+        weight, bias = self.output
+        y = F.conv2d(self.normalize(first + 1, y, film, stats, pad=4), weight, bias, stride=2)
+        return F.pixel_shuffle(y, 2)
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor, film, stats: Stats | None = None) -> torch.Tensor:
+        """Whole network on a prepared image whose sides are multiples of 4 (at least 16)."""
+        stats = [] if stats is None else stats
+        raw = self.decode(self.bottleneck(self.encode(x, film, stats), film, stats), film, stats)
+        return self.finish(raw, x, self.input_stats(x))
+
+    def input_stats(self, x: torch.Tensor):
+        """What the output head needs of the whole prepared input: its (mean, std), or None."""
+        return input_stats(x) if self.gated else None
+
+    def finish(self, raw: torch.Tensor, x: torch.Tensor, stats) -> torch.Tensor:
+        """Raw output + the matching input pixels -> the image (the gated head; see `model`)."""
+        return apply_gated_head(raw, x, *stats) if self.gated else raw
+
+    def forward_any_size(self, x: torch.Tensor, film) -> torch.Tensor:
+        """Like `MixNet.forward_any_size`: pad to a multiple of 4 (at least 16), run, crop back."""
+        height, width = x.shape[-2:]
+        return self.forward(pad_to_multiple(x), film)[..., :height, :width]
+
+
+class ModuleNet:
+    """Any other architecture of `mixtask.nets.registry`, run as it is (the interface `Translator` uses).
+
+    InferenceNet's rewrites are MixNet's own, so here the module's `forward_any_size` runs
+    unchanged, on channels-last input; half precision is autocast (the weights stay fp32),
+    checked by the same quality probe. These networks are never tiled (`tiles`): `Translator`
+    refuses an image over the untiled memory budget. `film` is the identity: the task vectors
+    (or per-pixel task maps) go to the module as they are.
+    """
+
+    tiles = False
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.config = model.config
+        self.module = model.to(device).eval()  # shared by the fp32 and half engines: autocast needs no copy
+
+    def film(self, vectors: torch.Tensor) -> torch.Tensor:
+        return vectors.to(self.device, torch.float32)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Image tensor (uint8 0..255 or float 0..1, any device) -> fp32 channels-last on this device."""
+        is_bytes = x.dtype == torch.uint8
+        x = x.to(self.device, non_blocking=True).to(torch.float32, memory_format=CL)
+        return x.div_(255) if is_bytes else x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor, vectors: torch.Tensor, stats=None) -> torch.Tensor:
+        """Whole network on a prepared image whose sides are multiples of 4 (at least 16)."""
+        with self._autocast():
+            return self.module.forward(x, vectors)
+
+    @torch.inference_mode()
+    def forward_any_size(self, x: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.module.forward_any_size(x, vectors)
+
+
+def engine(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> InferenceNet | ModuleNet:
+    """The fast rewritten engine for the FiLM network, the module as it is for any other."""
+    return (InferenceNet if isinstance(model, MixNet) else ModuleNet)(model, device, dtype)
+
+
+def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
+    """`model.pad_any_size`, also for uint8 images on the CPU: torch pads floats only, and numpy keeps
+    a large image at 1 byte per value while it is padded."""
+    if x.dtype != torch.uint8 or x.device.type != "cpu":
+        return pad_any_size(x.float() if x.dtype == torch.uint8 else x)
+    pad_h, pad_w, reflect = any_size_padding(*x.shape[-2:])
+    if not (pad_h or pad_w):
+        return x
+    padded = np.pad(x[0].permute(1, 2, 0).numpy(), ((0, pad_h), (0, pad_w), (0, 0)), "reflect" if reflect else "edge")
+    return torch.from_numpy(padded).permute(2, 0, 1)[None]
+
+
+def probe_image(size: int = PROBE_SIZE) -> torch.Tensor:
+    """A fixed synthetic image (gradients, edges, texture) for the half-precision quality check."""
+    line = torch.linspace(0, 1, size)
+    yy, xx = torch.meshgrid(line, line, indexing="ij")
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand((3, size, size), generator=generator)
+    red = 0.5 + 0.4 * torch.sin(9 * xx + 4 * yy)
+    green = ((xx * 6).floor() + (yy * 6).floor()) % 2 * 0.6 + 0.2
+    blue = xx * yy
+    return (torch.stack([red, green, blue]) * 0.85 + 0.15 * noise).clamp(0, 1)[None]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (values are clamped first)."""
+    mse = (a.float().clamp(0, 1) - b.float().clamp(0, 1)).pow(2).mean().item()
+    if not math.isfinite(mse):  # NaN from an overflow (fp16) must fail every quality check
+        return -math.inf
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+class Translator:
+    """A loaded model ready to translate images: `translate(image, "denoise=1,style1=0.5")`.
+
+    `device`: auto | cpu | cuda | cuda:N | mps. `precision`: auto | fp32 | bf16 | fp16 (see
+    `devices`; `auto` keeps half precision only if the probe image stays >= 40 dB PSNR against
+    fp32: `probe_psnr` records the figure). `tile`: None or 0 = automatic (untiled while the
+    image fits the memory budget, else streamed in tiles), N = tiles of N x N pixels; only the
+    FiLM network runs in tiles. Task vectors are checked against what the architecture can do
+    (`capabilities`): a mix or a fractional strength it cannot take is a MixtaskError.
+    """
+
+    def __init__(self, model, info: WeightsInfo, *, device="auto", precision="auto", tile: int | None = None):
+        self.info = info
+        self.task_set = info.task_set
+        self.device = devices.resolve_device(device)
+        requested = devices.check_precision(precision, self.device)
+        self.tile = tiling.check_tile(tile)
+        self.probe_psnr: float | None = None
+        self.capabilities = capabilities.of_model(model)
+        if self.tile is not None and not isinstance(model, MixNet):
+            raise MixtaskError(f"--tile: only film models run in tiles, not {self.capabilities.arch}; use --tile 0")
+        model = model.eval()
+        with devices.threads_for(0, self.device):  # weight rewrites and the probe: small ops only
+            if requested == "auto":
+                self.precision, self.net = self._choose_precision(model)
+            else:
+                self.precision = requested
+                self.net = engine(model, self.device, devices.dtype_of(requested))
+
+    @classmethod
+    def from_file(
+        cls, weights: str | Path | None = None, *, device="auto", precision="auto", tile: int | None = None
+    ) -> Translator:
+        """Load a weights file (default: the shipped model) onto a device."""
+        model, info = load_weights(weights)
+        return cls(model, info, device=device, precision=precision, tile=tile)
+
+    def _choose_precision(self, model) -> tuple[str, InferenceNet | ModuleNet]:
+        reference = engine(model, self.device, torch.float32)
+        candidate = devices.auto_candidate(self.device)
+        if candidate == "fp32":
+            return "fp32", reference
+        half = engine(model, self.device, devices.dtype_of(candidate))
+        self.probe_psnr = probe_psnr(reference, half, len(self.task_set))
+        if self.probe_psnr >= devices.MIN_HALF_PSNR:
+            return candidate, half
+        return "fp32", reference
+
+    def parse_task(self, text: str) -> tuple[float, ...]:
+        """`denoise=1,style1=0.6` -> task vector (names and aliases from the weights)."""
+        return self.task_set.parse(text)
+
+    def _vectors(self, task, batch: int, size: tuple[int, int]) -> torch.Tensor:
+        """A task text, a vector, or one vector per sample -> (batch, tasks) fp32 tensor; for an
+        architecture with task maps also one vector per pixel, (batch, tasks, H, W) for images of `size`."""
+        if isinstance(task, str):
+            task = self.parse_task(task)
+        vectors = torch.as_tensor(task, dtype=torch.float32).cpu()
+        if vectors.ndim == 1:
+            vectors = vectors.expand(batch, -1)
+        maps = self.capabilities.task_maps and vectors.ndim == 4
+        if vectors.shape != (batch, len(self.task_set), *(size if maps else ())):
+            raise self._shape_error(vectors, batch, size)
+        if not torch.isfinite(vectors).all() or vectors.min() < 0 or vectors.max() > 1:
+            raise MixtaskError("task strengths must be in [0, 1]")
+        capabilities.check_vectors(self.capabilities, vectors)
+        return vectors
+
+    def check_task(self, task) -> None:
+        """A MixtaskError now, before any image, if the architecture cannot do `task` (text, vector or map)."""
+        vectors = torch.as_tensor(self.parse_task(task) if isinstance(task, str) else task, dtype=torch.float32)
+        capabilities.check_vectors(self.capabilities, vectors[None] if vectors.ndim in (1, 3) else vectors)
+
+    def _shape_error(self, vectors: torch.Tensor, batch: int, size: tuple[int, int]) -> MixtaskError:
+        arch, tasks = self.capabilities.arch, len(self.task_set)
+        if vectors.ndim == 4 and not self.capabilities.task_maps:
+            return MixtaskError(f"the {arch} architecture takes one task vector per image, not per-pixel task maps")
+        maps = f", or task maps of shape {(batch, tasks, *size)}" if self.capabilities.task_maps else ""
+        return MixtaskError(
+            f"task vector of shape {tuple(vectors.shape)} does not fit {batch} image(s) and "
+            f"{tasks} tasks ({', '.join(self.task_set.names)}){maps}"
+        )
+
+    def _tiled(self, height: int, width: int) -> bool:
+        """Whether an image is streamed in tiles (`tiling`); too big for an engine without tiles is an error."""
+        tiled = tiling.use_tiles(height, width, self.tile, self.net)
+        if tiled and not self.net.tiles:
+            raise MixtaskError(
+                f"{width}x{height} px does not fit one untiled pass in memory, and only film models run in "
+                f"tiles ({self.capabilities.arch} does not): downscale the image"
+            )
+        return tiled
+
+    @torch.inference_mode()
+    def translate_tensor(self, x: torch.Tensor, vector) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] -> same shape, float32 in [0, 1], on x's device.
+
+        `vector`: a task text, one vector, one per image, or (architectures with `task_maps`)
+        per-pixel vectors (B, tasks, H, W).
+        """
+        if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
+            raise MixtaskError(f"expected a float tensor (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        film = self.net.film(self._vectors(vector, x.shape[0], tuple(x.shape[-2:])))
+        if not self._tiled(*x.shape[-2:]):
+            return self._run(x, film, to_bytes=False).to(x.device)
+        outputs = []
+        for i in range(x.shape[0]):  # streamed: one image at a time
+            one = [(gamma[i : i + 1], beta[i : i + 1]) for gamma, beta in film]
+            outputs.append(self._run(x[i : i + 1], one, to_bytes=False).to(x.device))
+        return torch.cat(outputs)
+
+    @torch.inference_mode()
+    def translate_array(self, rgb: np.ndarray, vector) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W, 3) uint8 RGB of the same size."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            found = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise MixtaskError(f"expected an (H, W, 3) uint8 RGB array, got {found}")
+        rgb = rgb if rgb.flags.writeable else rgb.copy()  # torch warns on read-only arrays (np.asarray of PIL)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W), channels-last
+        y = self._run(x, self.net.film(self._vectors(vector, 1, rgb.shape[:2])), to_bytes=True)
+        return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
+
+    @torch.inference_mode()
+    def gate_array(self, rgb: np.ndarray, vector, max_side: int = 1024) -> np.ndarray | None:
+        """The gated head's gate, sigmoid of its logit, as (H, W) float32 in [0, 1] (None for the rgb head).
+
+        Under seg alone the gate is the object mask: the output is gate x input, black elsewhere. It is read
+        in one untiled pass, on a copy shrunk to `max_side` when the image is larger (the mask is smooth, and
+        a salient object is judged better on the whole picture than tile by tile), then resized back."""
+        import torch.nn.functional as F
+
+        from mixtask.nets.film import recording_gates
+
+        height, width = rgb.shape[:2]
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
+        scale = min(1.0, max_side / max(height, width))
+        if scale < 1:
+            size = (max(16, round(height * scale)), max(16, round(width * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        film = self.net.film(self._vectors(vector, 1, tuple(x.shape[-2:])))
+        with devices.threads_for(x.shape[-2] * x.shape[-1], self.device), recording_gates() as gates:
+            self.net.forward_any_size(self.net.prepare(x), film)
+        if not gates:
+            return None
+        gate = torch.sigmoid(gates[-1].float())[..., : x.shape[-2], : x.shape[-1]].cpu()
+        if gate.shape[-2:] != (height, width):
+            gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)
+        return gate[0, 0].clamp_(0, 1).numpy()
+
+    def translate(self, image: Image.Image, task: str | tuple[float, ...]) -> Image.Image:
+        """A PIL image of any mode -> translated PIL image (EXIF orientation applied, alpha kept)."""
+        from mixtask.images import from_pil, to_pil
+
+        loaded = from_pil(image)
+        return to_pil(self.translate_array(loaded.rgb, task), loaded.alpha)
+
+    def _run(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
+        """Images (B, 3, H, W), uint8 or float -> uint8 on the CPU, or float32 in [0, 1] on the device."""
+        height, width = x.shape[-2:]
+        with devices.threads_for(x.shape[0] * height * width, self.device):
+            if self._tiled(height, width):
+                return self._streamed(x, film, to_bytes)
+            y = self.net.forward_any_size(self.net.prepare(x), film)
+            return to_uint8(y) if to_bytes else y.float().clamp_(0, 1)
+
+    def _streamed(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if to_bytes:
+            out = torch.empty((1, height, width, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+        else:
+            out = torch.empty((1, height, width, 3), device=self.device).permute(0, 3, 1, 2)
+
+        def write(core: torch.Tensor, top: int, left: int) -> None:
+            core = core[:, :, : height - top, : width - left]  # drop the padding to a multiple of 4
+            rows, columns = slice(top, top + core.shape[2]), slice(left, left + core.shape[3])
+            out[:, :, rows, columns] = to_uint8(core) if to_bytes else core.float().clamp_(0, 1)
+
+        tiling.stream(self.net, pad_to_multiple(x), film, self.tile, write)
+        return out
+
+
+def to_uint8(y: torch.Tensor) -> torch.Tensor:
+    """Network output (any float dtype) -> uint8 0..255, rounded in fp32, on the CPU."""
+    return y.float().mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).cpu()
+
+
+@torch.inference_mode()
+def probe_psnr(reference: InferenceNet, half: InferenceNet, num_tasks: int) -> float:
+    """Worst PSNR of `half` against `reference` on the probe image for recon and every single task."""
+    vectors = torch.cat([torch.zeros(1, num_tasks), torch.eye(num_tasks)])
+    x = probe_image().expand(len(vectors), -1, -1, -1)
+    with devices.threads_for(x.shape[2] * x.shape[3], reference.device):
+        want = reference.forward(reference.prepare(x), reference.film(vectors))
+        got = half.forward(half.prepare(x), half.film(vectors))
+    return min(psnr(a, b) for a, b in zip(got, want))

@@ -1,0 +1,329 @@
+"""The FiLM-conditioned Johnson network (paper, Sec. 3.2).
+
+Johnson, Alahi & Fei-Fei (2016), "Perceptual Losses for Real-Time Style Transfer"
+(https://arxiv.org/abs/1603.08155), with every InstanceNorm followed by FiLM
+(Perez et al. 2018, https://arxiv.org/abs/1709.07871) whose gamma/beta come from a small
+fully-connected generator fed with the task vector `c` in [0, 1]^n. The generator's first
+layer is the only task-specific part; it starts as the identity FiLM (gamma = 1, beta = 0).
+
+The layer table (`layer_shapes`), the output head (`output_conv`, `apply_head`) and the any-size
+padding (`forward_any_size`) are shared with the other architectures of `mixtask.nets.registry`.
+This module knows nothing of files or task names: `c` is just a tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored as JSON in the weights file."""
+
+    num_tasks: int
+    width: int = 32  # base channels; the paper's network uses 32
+    res_blocks: int = 5
+    film_layers: int = 1  # depth of the FiLM generator (the paper tried 1, 3 and 5)
+    film_hidden: int = 256  # hidden width of the generator when film_layers > 1
+    arch: str = "film"
+    head: str = "gated"  # "rgb": the paper's 3-channel output; "gated": see `GatedHead`
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        """A config read from a file, checked field by field (a crafted file must not build a huge network)."""
+        if not isinstance(data, dict):
+            raise ValueError("the model config is not a JSON object")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        # Weights written before output heads existed have the paper's plain RGB output.
+        config = cls(**({"head": "rgb"} | data))
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """ValueError naming the first field out of its type or range."""
+        from mixtask.nets.registry import names
+
+        for name, (low, high) in CONFIG_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"config field {name!r} is {value!r}, not an integer in {low}..{high}")
+        if self.arch not in names():
+            raise ValueError(f"config field 'arch' is {self.arch!r}, not one of {', '.join(names())}")
+        if self.head not in HEADS:
+            raise ValueError(f"config field 'head' is {self.head!r}, not one of {', '.join(HEADS)}")
+
+
+# Sane bounds for a config read from a file: far above any trained network, far below a memory bomb.
+CONFIG_RANGES = {"num_tasks": (1, 64), "width": (1, 256), "res_blocks": (0, 32), "film_layers": (1, 16),
+                 "film_hidden": (1, 4096)}  # fmt: skip
+
+
+class NormFiLM(nn.Module):
+    """InstanceNorm (no affine of its own), then FiLM `gamma * x + beta`, then optional ReLU.
+
+    Tiled inference needs whole-image statistics, not per-tile ones: `record` stores the
+    statistics of the last call and `frozen` (mean, var) replaces the per-call statistics.
+    """
+
+    eps = 1e-5
+
+    def __init__(self, channels: int, relu: bool):
+        super().__init__()
+        self.channels = channels
+        self.relu = relu
+        self.record = False
+        self.recorded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            mean, var = self.frozen
+        else:
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            if self.record:
+                self.recorded = (mean, var)
+        # Fold norm and FiLM into one per-channel affine: one pass over x instead of three.
+        scale = gamma[:, :, None, None] * torch.rsqrt(var + self.eps)
+        shift = beta[:, :, None, None] - mean * scale
+        y = torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        return F.relu(y) if self.relu else y
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution, optionally after a nearest x2 up-sampling."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(self.pad(x))
+
+
+class FiLMGenerator(nn.Module):
+    """Fully-connected map from the task vector to every layer's (gamma, beta)."""
+
+    def __init__(self, num_tasks: int, num_outputs: int, layers: int, hidden: int):
+        super().__init__()
+        sizes = [num_tasks] + [hidden] * (layers - 1) + [num_outputs]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        # Identity FiLM at init: the last layer outputs zeros and gamma is read as 1 + output.
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            c = layer(c)
+            if i < len(self.layers) - 1:
+                c = F.relu(c)
+        return c
+
+
+Shape = tuple[int, int, int, int, bool]  # a normed conv's (in, out, kernel, stride, upsample)
+ENCODER, RESIDUAL, DECODER = slice(0, 3), slice(3, -2), slice(-2, None)  # parts of `layer_shapes`
+
+
+def layer_shapes(config: ModelConfig) -> list[Shape]:
+    """Johnson's normed convs in order: 3 down to 1/4 resolution, 2 per residual block, 2 up-sampling ones."""
+    w = config.width
+    return [
+        (3, w, 9, 1, False), (w, 2 * w, 3, 2, False), (2 * w, 4 * w, 3, 2, False),
+        *[(4 * w, 4 * w, 3, 1, False)] * (2 * config.res_blocks),
+        (4 * w, 2 * w, 3, 1, True), (2 * w, w, 3, 1, True),
+    ]  # fmt: skip
+
+
+def layer_relus(config: ModelConfig) -> list[bool]:
+    """Whether each of `layer_shapes` has a ReLU after its norm: all but a residual block's second conv."""
+    return [True] * 3 + [True, False] * config.res_blocks + [True] * 2
+
+
+def run_layers(x: torch.Tensor, layer: Callable[[int, torch.Tensor], torch.Tensor], res_blocks: int) -> torch.Tensor:
+    """Johnson's layer sequence, `layer(i, h)` computing normed layer i of `layer_shapes` (a residual block adds
+    its input to its second layer's output). Returns the features before the output conv."""
+    h = x
+    for i in range(3):
+        h = layer(i, h)
+    for i in range(3, 3 + 2 * res_blocks, 2):
+        h = h + layer(i + 1, layer(i, h))
+    for i in range(3 + 2 * res_blocks, 5 + 2 * res_blocks):
+        h = layer(i, h)
+    return h
+
+
+def film_pairs(out: torch.Tensor, sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A generator's output (B, 2 * sum(sizes)) -> per layer (gamma, beta), each (B, size); gamma is read as
+    1 + output, so an all-zero output is the identity FiLM."""
+    total = sum(sizes)
+    gammas, betas = out[:, :total] + 1.0, out[:, total:]
+    return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
+
+
+HEADS = ("rgb", "gated")
+GATED_CHANNELS = 5  # 3 colour + gate + renormalisation blend
+
+
+def input_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std (B, 3, 1, 1) of the input image, in fp32."""
+    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    return mean, torch.sqrt(var + NormFiLM.eps)
+
+
+_gate_logits: list[torch.Tensor] | None = None  # where `recording_gates` collects the gated head's gate logits
+
+
+@contextlib.contextmanager
+def recording_gates() -> Iterator[list[torch.Tensor]]:
+    """Collect the gate logits (B, 1, H, W) of every gated head that runs inside the block, in call order.
+
+    For seg the gate is the object mask (the output is gate x input, black elsewhere), so training can
+    supervise it directly (`--seg-loss mask`) and a cut-out can read it as alpha; every architecture
+    with the gated head supports this, as they all go through `apply_gated_head`."""
+    global _gate_logits
+    previous, _gate_logits = _gate_logits, []
+    try:
+        yield _gate_logits
+    finally:
+        _gate_logits = previous
+
+
+def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The gated output head (config `head="gated"`, our change to the paper): y from raw, in fp32.
+
+    Why: the paper's network cannot see its input's brightness or contrast. The first conv is
+    linear and its InstanceNorm has no affine of its own, so x and a * x + b give the same
+    output (a test pins this), and reconstruction has to guess each image's exposure: it
+    stalled near 14 dB PSNR in training. Here the last conv has two more channels:
+    raw = (colour n, gate, blend), g = sigmoid(gate), b = sigmoid(blend), and
+
+        y = g * x + (1 - g) * (n * (b * std + 1 - b) + b * mean)
+
+    The gate passes the input through (identity; the kept pixels of restoration and
+    segmentation). The blend re-applies the input's per-channel mean and std to generated
+    colours (fills of holes and scratches, predicted in the normalised units an exposure-blind
+    network can know) or leaves them absolute (style, black background). mean/std: x's.
+    """
+    raw, x = raw.float(), x.float()
+    if _gate_logits is not None:
+        _gate_logits.append(raw[:, 3:4])
+    colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
+    generated = colour * (blend * std + (1 - blend)) + blend * mean
+    return torch.lerp(generated, x, gate)
+
+
+def output_channels(config: ModelConfig) -> int:
+    return GATED_CHANNELS if config.head == "gated" else 3
+
+
+def output_conv(config: ModelConfig) -> ConvLayer:
+    """The last conv: 9x9, width -> RGB (or the gated head's 5 channels, gate and blend at 0.5 everywhere), no norm."""
+    if config.head not in HEADS:
+        raise ValueError(f"unknown output head {config.head!r} (known: {', '.join(HEADS)})")
+    conv = ConvLayer(config.width, output_channels(config), 9)
+    if config.head == "gated":
+        nn.init.zeros_(conv.conv.weight[3:])
+        nn.init.zeros_(conv.conv.bias[3:])
+    return conv
+
+
+def apply_head(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The image from `output_conv`'s output through the config's head; x: the network's input."""
+    if config.head == "rgb":
+        return raw
+    return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
+
+
+class MixNet(nn.Module):
+    """Johnson encoder-decoder with IN + FiLM after every conv but the last."""
+
+    mixes, continuous, task_maps = True, True, False  # what it can do (see mixtask.nets.registry)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        shapes = layer_shapes(config)
+        self.encoder = nn.ModuleList(ConvLayer(*shape) for shape in shapes[ENCODER])
+        self.residual = nn.ModuleList(ConvLayer(*shape) for shape in shapes[RESIDUAL])
+        self.decoder = nn.ModuleList(ConvLayer(*shape) for shape in shapes[DECODER])
+        self.output = output_conv(config)
+        convs, relus = [*self.encoder, *self.residual, *self.decoder], layer_relus(config)
+        self.norms = nn.ModuleList(NormFiLM(conv.conv.out_channels, relu) for conv, relu in zip(convs, relus))
+        self.film_channels = sum(norm.channels for norm in self.norms)
+        self.film = FiLMGenerator(config.num_tasks, 2 * self.film_channels, config.film_layers, config.film_hidden)
+
+    def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (gamma, beta), each (batch, channels), for task vectors c (batch, tasks)."""
+        return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
+        convs, film = [*self.encoder, *self.residual, *self.decoder], self.film_params(c)
+
+        def layer(i: int, h: torch.Tensor) -> torch.Tensor:
+            return self.norms[i](convs[i](h), *film[i])
+
+        return apply_head(self.config, self.output(run_layers(x, layer, self.config.res_blocks)), x)
+
+    def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Like forward, for any H and W: pad to a multiple of 4 (at least 16), then crop back."""
+        return forward_any_size(self.forward, x, c)
+
+
+def padding_to_multiple(side: int, multiple: int = 4, minimum: int = 16) -> int:
+    """Pixels to add so that `side` becomes a multiple of `multiple`, and at least `minimum`."""
+    return max(minimum, side + (-side % multiple)) - side
+
+
+def any_size_padding(height: int, width: int) -> tuple[int, int, bool]:
+    """(bottom pad, right pad, whether by reflection) that `forward_any_size` gives an image.
+
+    Reflection keeps edges natural; it needs the pad smaller than the side, else edges are repeated."""
+    pad_h, pad_w = padding_to_multiple(height), padding_to_multiple(width)
+    return pad_h, pad_w, pad_h < height and pad_w < width
+
+
+def pad_any_size(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Pad (..., H, W) right and bottom so both sides are multiples of 4, at least 16 (`forward`'s rule).
+
+    With `like`, x is padded by what like's sides need (a task map exactly as its image)."""
+    pad_h, pad_w, reflect = any_size_padding(*(x if like is None else like).shape[-2:])
+    if not (pad_h or pad_w):
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if reflect else "replicate")
+
+
+def forward_any_size(forward: Callable, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """`forward(x, c)` for any H and W: x padded by `pad_any_size`, then cropped back.
+
+    A per-pixel task map c (B, tasks, H, W) is padded exactly like x."""
+    height, width = x.shape[-2:]
+    c = pad_any_size(c, like=x) if c.dim() == 4 else c
+    return forward(pad_any_size(x), c)[..., :height, :width]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """The network a config describes: `config.arch` names one of `mixtask.nets.registry`."""
+    from mixtask.nets.registry import architecture_class
+
+    return architecture_class(config.arch)(config)

@@ -1,0 +1,1 @@
+"""`mixtask serve`: the HTTP API and the slider page (`app`, `page.html`)."""
