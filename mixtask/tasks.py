@@ -15,6 +15,8 @@ from mixtask.errors import MixtaskError
 
 IDENTITY_NAMES = ("recon", "reconstruction", "identity")
 TASK_KINDS = ("inpaint", "denoise", "seg", "style")
+# seg renders the object on black: an output pixel is foreground when its brightest channel exceeds this
+FOREGROUND_THRESHOLD = 0.1
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -114,7 +114,7 @@ def _read_tensors(path: Path, handle) -> dict:
 
 def load_weights(path: str | Path | None = None):
     """Load a weights file into a fresh model (eval mode, CPU, fp32) -> (model, WeightsInfo)."""
-    from mixtask.nets.film import build_model
+    from mixtask.nets.registry import build_model
 
     path = resolve_weights_path(path)
     with _open(path) as handle:

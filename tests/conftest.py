@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mixtask.nets.film import ModelConfig, build_model
+from mixtask.nets.film import ModelConfig
+from mixtask.nets.registry import build_model
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 

@@ -24,8 +24,8 @@ from mixtask.errors import MixtaskError
 from mixtask.evaluation.run import Backbones, EvalOptions, run_evaluation
 from mixtask.inference import tiling
 from mixtask.inference.translator import ModuleNet, Translator, psnr
-from mixtask.nets.film import ModelConfig, build_model, count_parameters
-from mixtask.nets.registry import architecture_class, names
+from mixtask.nets.film import ModelConfig, count_parameters
+from mixtask.nets.registry import architecture_class, build_model, names
 from mixtask.nets.sharedenc import branch_weights
 from mixtask.nets.trunk import plain_johnson_params
 from mixtask.tasks import DEFAULT_TASK_SET

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from mixtask.errors import MixtaskError
-from mixtask.nets.film import ModelConfig, build_model, count_parameters
-from mixtask.nets.registry import architecture_class
+from mixtask.nets.film import ModelConfig, count_parameters
+from mixtask.nets.registry import architecture_class, build_model
 from mixtask.training import setup_run, train
 from mixtask.weights import load_weights
 from tests.test_train import assets, tiny_options  # noqa: F401 (assets is a fixture)

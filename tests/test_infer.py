@@ -18,7 +18,8 @@ from mixtask.inference.translator import (
     strided_weight,
     subpixel_weight,
 )
-from mixtask.nets.film import build_model, pad_any_size
+from mixtask.nets.film import pad_any_size
+from mixtask.nets.registry import build_model
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model

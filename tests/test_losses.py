@@ -7,17 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from mixtask.training.losses import (
-    LossWeights,
-    PatchDiscriminator,
-    PerceptualLoss,
-    adversarial_losses,
-    gram_matrix,
-    l2,
-    relative_error,
-    style_targets,
-    tv_loss,
-)
+from mixtask.backbones.perceptual import gram_matrix, relative_error, style_targets
+from mixtask.training.losses import LossWeights, PatchDiscriminator, PerceptualLoss, adversarial_losses, l2, tv_loss
 from tests.fakes import tiny_discriminator, tiny_vgg
 
 

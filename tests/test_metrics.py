@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from mixtask.backbones.perceptual import gram_matrix
 from mixtask.evaluation import baselines, metrics
-from mixtask.training.losses import gram_matrix
 
 
 def _smooth_images(batch: int = 2, size: int = 32) -> torch.Tensor:

@@ -297,7 +297,8 @@ def test_native_path_through_a_real_translator(tmp_path):
 
 def test_native_path_with_the_topdown_architecture(tmp_path):
     from mixtask.nets import registry as archs
-    from mixtask.nets.film import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig
+    from mixtask.nets.registry import build_model
     from mixtask.weights import WeightsInfo
 
     if "topdown" not in archs.names():

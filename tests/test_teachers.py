@@ -15,12 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
+from mixtask.backbones import teachers
 from mixtask.data import SampleMaker, load_dataset
 from mixtask.data.sampling import feathered
 from mixtask.errors import MixtaskError
 from mixtask.evaluation import metrics
 from mixtask.nets.film import MixNet, ModelConfig, recording_gates
-from mixtask.training import prepare, setup_run, teachers, train
+from mixtask.training import prepare, setup_run, train
 from mixtask.training.losses import mask_losses
 from mixtask.training.step import optimize, supervises_gate
 from mixtask.weights import load_weights

@@ -120,7 +120,8 @@ def test_gradnorm_raises_the_weight_of_the_job_that_trains_slower():
 
 
 def test_gradnorm_watches_the_last_conv_of_the_film_network():
-    from mixtask.nets.film import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig
+    from mixtask.nets.registry import build_model
 
     net = build_model(ModelConfig(num_tasks=3, width=4, res_blocks=1))
     assert last_shared_weight(net) is net.output.conv.weight

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mixtask.errors import MixtaskError
-from mixtask.tasks import TaskSet
+from mixtask.tasks import FOREGROUND_THRESHOLD, TaskSet
 
 if TYPE_CHECKING:  # numpy and the metrics are imported where a cut-out is made: the CLI's help stays fast
     import numpy as np
@@ -71,8 +71,6 @@ def object_mask(translator, rgb: np.ndarray, cutout: Cutout, vector: tuple[float
     """(H, W) float32 in [0, 1]: the network's object mask for seg at the vector's seg strength."""
     alone = tuple(value if i == cutout.seg_index else 0.0 for i, value in enumerate(vector))
     import numpy as np
-
-    from mixtask.evaluation.metrics import FOREGROUND_THRESHOLD
 
     gate = translator.gate_array(rgb, alone, max_side=MASK_SIDE)
     if gate is not None:

@@ -29,8 +29,8 @@ def label_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks that exist."),
 ) -> None:
     """Write pseudo-label masks for a photo folder with a salient-object teacher (exits 1 if a photo failed)."""
+    from mixtask.backbones.teachers import SALIENCY, default_teacher_dir
     from mixtask.training.labels import label_folder
-    from mixtask.training.teachers import SALIENCY, default_teacher_dir
 
     report = label_folder(data, model or default_teacher_dir() / SALIENCY, name, split, overwrite)
     for photo, reason in report.failed:

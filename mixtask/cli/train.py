@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mixtask.choices import HEADS
 from mixtask.cli.common import Precision, user_errors
 from mixtask.nets import registry as archs
 
@@ -44,12 +45,8 @@ JOB_WEIGHTS_HELP = (
 )
 
 
-class Head(str, Enum):
-    gated = "gated"
-    rgb = "rgb"
-
-
 Arch = Enum("Arch", {name: name for name in archs.names()}, type=str)  # one place to add one: the registry
+Head = Enum("Head", {name: name for name in HEADS}, type=str)
 
 
 class StyleLoss(str, Enum):

@@ -4,7 +4,7 @@
   (so 1x to 2x zoom-out with the default `max_side = 2 * size`), resized to `size`, randomly
   mirrored. Inputs of recon / inpaint / denoise / style, and the targets of the restoration tasks.
 - `styled`: optional renderings of every photo and cut-out by a style teacher
-  (`mixtask.training.teachers`), cropped with the same window: `clean(batch, styled=True)` and
+  (`mixtask.backbones.teachers`), cropped with the same window: `clean(batch, styled=True)` and
   `segmentation(batch, styled=True)` return them as channels after RGB (3 per style).
 - `segmentation`: images and masks in [0, 1]. Each sample is either a composite (a random cut-out
   with its long side 25-70 % of `size`, alpha-pasted at a random place on a clean crop; the mask

@@ -217,8 +217,8 @@ def _random_crops(image: torch.Tensor, size: int, count: int, generator: torch.G
 
 def load_style_reference(ctx: Context, task: Task, path: Path) -> StyleReference:
     """Grams of the style image with its short side at `size` (as in training); crops of that image."""
+    from mixtask.backbones.perceptual import resize_short_side, style_targets
     from mixtask.images import load_image
-    from mixtask.training.losses import resize_short_side, style_targets
 
     rgb = torch.from_numpy(load_image(path).rgb).permute(2, 0, 1)[None].float() / 255
     image = resize_short_side(rgb, ctx.options.size)
@@ -240,7 +240,7 @@ def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor
     styles are judged against (a "Magenta teacher" row) and renders the style part of the mixes' targets."""
     import importlib.util
 
-    from mixtask.training.teachers import STYLE_TRANSFORM, StyleTeacher, default_teacher_dir
+    from mixtask.backbones.teachers import STYLE_TRANSFORM, StyleTeacher, default_teacher_dir
 
     folder = default_teacher_dir()
     if importlib.util.find_spec("onnxruntime") is None or not (folder / STYLE_TRANSFORM).is_file():

@@ -11,10 +11,11 @@ import itertools
 
 import torch
 
+from mixtask.tasks import FOREGROUND_THRESHOLD
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_MSE = 1e-10  # PSNR of identical images is capped at 100 dB so that means and JSON stay finite
-FOREGROUND_THRESHOLD = 0.1  # a cut-out pixel is foreground when its brightest channel exceeds this
 
 
 def _per_image_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,10 +95,10 @@ def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 def style_distance(features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor]) -> torch.Tensor:
     """Relative Gram-matrix error, averaged over the layers in `features` (0 = the style's statistics).
 
-    `style_grams` holds one (1, C, C) Gram per layer (`mixtask.training.losses.style_targets`). Relative
+    `style_grams` holds one (1, C, C) Gram per layer (`mixtask.backbones.perceptual.style_targets`). Relative
     errors, as in the training loss, make the number independent of the VGG's input scale.
     """
-    from mixtask.training.losses import gram_matrix
+    from mixtask.backbones.perceptual import gram_matrix
 
     errors = [_relative_error(gram_matrix(value), style_grams[name]) for name, value in features.items()]
     return torch.stack(errors).mean(dim=0)

@@ -22,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixtask.choices import HEADS
+from mixtask.nets.registry import names as architecture_names
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -54,14 +57,12 @@ class ModelConfig:
 
     def check(self) -> None:
         """ValueError naming the first field out of its type or range."""
-        from mixtask.nets.registry import names
-
         for name, (low, high) in CONFIG_RANGES.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"config field {name!r} is {value!r}, not an integer in {low}..{high}")
-        if self.arch not in names():
-            raise ValueError(f"config field 'arch' is {self.arch!r}, not one of {', '.join(names())}")
+        if self.arch not in architecture_names():
+            raise ValueError(f"config field 'arch' is {self.arch!r}, not one of {', '.join(architecture_names())}")
         if self.head not in HEADS:
             raise ValueError(f"config field 'head' is {self.head!r}, not one of {', '.join(HEADS)}")
 
@@ -176,7 +177,6 @@ def film_pairs(out: torch.Tensor, sizes: list[int]) -> list[tuple[torch.Tensor, 
     return list(zip(gammas.split(sizes, dim=1), betas.split(sizes, dim=1)))
 
 
-HEADS = ("rgb", "gated")
 GATED_CHANNELS = 5  # 3 colour + gate + renormalisation blend
 
 
@@ -320,10 +320,3 @@ def forward_any_size(forward: Callable, x: torch.Tensor, c: torch.Tensor) -> tor
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """The network a config describes: `config.arch` names one of `mixtask.nets.registry`."""
-    from mixtask.nets.registry import architecture_class
-
-    return architecture_class(config.arch)(config)

@@ -139,7 +139,8 @@ def random_full_width_model(num_tasks: int):
     """The `--random` stand-in: paper-size network, random FiLM generator (as the tests' models)."""
     import torch
 
-    from mixtask.nets.film import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig
+    from mixtask.nets.registry import build_model
     from mixtask.tasks import DEFAULT_TASK_SET
     from mixtask.weights import WeightsInfo
 

@@ -2,7 +2,7 @@
 
 A user's photos have no masks, and seg learns from photos with masks as well as from composites.
 `label_folder` runs U²-Net-p (or any ONNX model with its input and output conventions; see
-`mixtask.training.teachers.SaliencyTeacher`) on every photo of a split and writes
+`mixtask.backbones.teachers.SaliencyTeacher`) on every photo of a split and writes
 `masks/<name>/<split>/<stem>.png` (8-bit grey, 255 = object), the layout `mixtask train` reads.
 Existing masks are kept unless `overwrite`; a photo that cannot be read is reported and skipped.
 """
@@ -32,9 +32,9 @@ def mask_folder(root: Path, name: str, split: str) -> Path:
 def label_folder(root: Path, model: Path, name: str = "u2netp", split: str = "train", overwrite: bool = False):
     from PIL import Image
 
+    from mixtask.backbones.teachers import SaliencyTeacher
     from mixtask.fileio import write_bytes_atomic
     from mixtask.images import encode, load_image
-    from mixtask.training.teachers import SaliencyTeacher
 
     photos = _photos(Path(root), split)
     if not photos:

@@ -6,13 +6,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from mixtask.choices import HEADS
 from mixtask.data.sampling import COMPOSITES
 from mixtask.errors import MixtaskError
 from mixtask.nets import registry as archs
 from mixtask.training.checkpoint import load_checkpoint
 
 MIX_METHODS = (1, 2, 3)
-HEADS = ("gated", "rgb")  # as model.HEADS (not imported: options load without torch)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("per-batch", "joint")
 WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm")  # as training.weighting.WEIGHTINGS (that one needs torch)

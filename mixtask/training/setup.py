@@ -51,7 +51,8 @@ def setup_styles(run: Run) -> None:
         run.style_images = {spec.name: load_style_image(spec) for spec in run.options.styles}
         return
     from mixtask.backbones import load_vgg
-    from mixtask.training.losses import PerceptualLoss, style_targets
+    from mixtask.backbones.perceptual import style_targets
+    from mixtask.training.losses import PerceptualLoss
 
     images = {spec.name: load_style_image(spec) for spec in run.options.styles}
     vgg = load_vgg(run.options.vgg).to(run.device)
@@ -89,7 +90,8 @@ def setup_weighting(run: Run) -> None:
 
 
 def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torch.nn.Module:
-    from mixtask.nets.film import ModelConfig, build_model
+    from mixtask.nets.film import ModelConfig
+    from mixtask.nets.registry import build_model
 
     config = ModelConfig(
         len(task_set), options.width, options.res_blocks, options.film_layers, arch=options.arch, head=options.head
@@ -105,7 +107,7 @@ def render_styles(options: TrainOptions, dataset) -> tuple[tuple | None, dict[st
     (`teachers.render_cache`) -> ((photos, cut-outs) with 3 channels a style, each style's teacher provenance)."""
     if options.style_loss != "teacher" or not options.styles:
         return None, {}
-    from mixtask.training.teachers import StyleTeacher, default_teacher_dir, render_cache, render_dataset
+    from mixtask.backbones.teachers import StyleTeacher, default_teacher_dir, render_cache, render_dataset
 
     folder = Path(options.teachers) if options.teachers else default_teacher_dir()
     photos, cutouts, provenance = [], [], {}
