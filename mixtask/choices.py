@@ -1,6 +1,15 @@
 """The names a user can choose between, in one place each: the CLI's choices and help, the option dataclasses and
-their checks all read these. Importable without torch, so `mixtask --help` stays fast. (The architectures' names are the
-registry's, `mixtask.nets.registry`, also torch-free.)"""
+their checks all read these. Importable without torch, so `mixtask --help` stays fast. (The architectures' names
+are the registry's, `mixtask.nets.registry`, also torch-free.)"""
 
-# Output heads of every architecture: the paper's 3-channel "rgb" and our "gated" (mixtask.nets.film)
-HEADS = ("rgb", "gated")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # `auto`: mixtask.inference.devices picks per device
+HEADS = ("rgb", "gated")  # output heads of every architecture: the paper's 3-channel one and ours (nets.film)
+CUTOUT_MODES = ("alpha", "black", "mask")  # how apply writes seg (mixtask.apply.cutout)
+
+# training (mixtask.training.options says what each does)
+SCHEDULES = ("per-batch", "joint")
+WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm")  # joint schedule (mixtask.training.weighting)
+BALANCES = ("ema", "none")
+STYLE_LOSSES = ("teacher", "perceptual")
+SEG_LOSSES = ("mask", "l2")
+COMPOSITES = ("pasted", "plain", "union")  # seg composites' backgrounds and labels (mixtask.data.sampling)

@@ -23,12 +23,13 @@ from mixtask.cli import app
 from mixtask.errors import MixtaskError
 from mixtask.evaluation.run import Backbones, EvalOptions, run_evaluation
 from mixtask.inference import tiling
-from mixtask.inference.translator import ModuleNet, Translator, psnr
+from mixtask.inference.translator import ModuleNet, Translator
 from mixtask.nets.film import ModelConfig, count_parameters
 from mixtask.nets.registry import architecture_class, build_model, names
 from mixtask.nets.sharedenc import branch_weights
 from mixtask.nets.trunk import plain_johnson_params
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.tensors import psnr_db as psnr
 from mixtask.training import TrainOptions, check_options, train
 from mixtask.weights import WeightsInfo, load_weights, read_info
 from tests.fakes import tiny_vgg_state

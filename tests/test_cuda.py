@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
 from mixtask.inference import devices
-from mixtask.inference.translator import Translator, probe_image, psnr
+from mixtask.inference.translator import Translator, probe_image
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.tensors import psnr_db as psnr
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model
 

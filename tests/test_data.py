@@ -1,4 +1,4 @@
-"""Datasets, sampling and corruptions on tiny generated folders (design.md, "Tasks", Table 1)."""
+"""Datasets, sampling and corruptions on tiny generated folders (../shared/docs/design.md, "Tasks", Table 1)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixtask"
 # Lowest first. Modules at the top of `mixtask/` are units of their own, like the sub-packages.
 LAYERS = (
     ("errors", "choices"),
-    ("fileio", "images", "tasks"),
+    ("fileio", "images", "tasks", "tensors"),
     ("mixing", "nets", "backbones", "data"),
     ("weights",),
     ("inference",),

@@ -14,13 +14,13 @@ from mixtask.inference.translator import (
     Translator,
     pad_to_multiple,
     probe_image,
-    psnr,
     strided_weight,
     subpixel_weight,
 )
 from mixtask.nets.film import pad_any_size
 from mixtask.nets.registry import build_model
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.tensors import psnr_db as psnr
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model
 

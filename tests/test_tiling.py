@@ -8,9 +8,10 @@ import torch
 
 from mixtask.errors import MixtaskError
 from mixtask.inference import devices, tiling
-from mixtask.inference.translator import InferenceNet, Translator, psnr
+from mixtask.inference.translator import InferenceNet, Translator
 from mixtask.nets.film import ModelConfig
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.tensors import psnr_db as psnr
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mixtask.choices import CUTOUT_MODES
 from mixtask.errors import MixtaskError
 from mixtask.tasks import FOREGROUND_THRESHOLD, TaskSet
 
 if TYPE_CHECKING:  # numpy and the metrics are imported where a cut-out is made: the CLI's help stays fast
     import numpy as np
 
-CUTOUT_MODES = ("alpha", "black", "mask")
 # The mask is read on a copy of at most this many pixels on its long side: near the scale seg is trained at.
 # On the 37 val photos with an object, IoU of gate > 0.5 against the ISNet labels (step 1,900 of the
 # issue-14 run): 0.382 at 192, 0.386 at 256, 0.379 at 384, 0.376 at 512, 0.351 at 1024 px.

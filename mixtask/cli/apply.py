@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from mixtask.apply.cutout import CUTOUT_MODES
-from mixtask.cli.common import WEIGHTS_HELP, Precision, user_errors
+from mixtask.choices import CUTOUT_MODES
+from mixtask.cli.common import WEIGHTS_HELP, Precision, choice_enum, user_errors
 
 
 class OutputFormat(str, Enum):
@@ -30,7 +30,7 @@ CUTOUT_HELP = (
 )
 
 
-Cutout = Enum("Cutout", {mode: mode for mode in CUTOUT_MODES}, type=str)  # the modes: mixtask.apply.cutout
+Cutout = choice_enum("Cutout", CUTOUT_MODES)
 
 
 EXAMPLES = (  # shown after the options of --help

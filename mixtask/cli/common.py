@@ -8,6 +8,7 @@ from enum import Enum
 
 import typer
 
+from mixtask.choices import PRECISIONS
 from mixtask.errors import MixtaskError
 
 WEIGHTS_HELP = "Weights file (.safetensors); default: the shipped model in weights/."
@@ -18,13 +19,12 @@ OPTIONAL_MODULES = {
 }  # fmt: skip
 
 
-class Precision(str, Enum):
-    """--precision of `train` and `apply`."""
+def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum whose members are `values` (a list from mixtask.choices), for a Typer option's choices."""
+    return Enum(name, {value: value for value in values}, type=str)
 
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+
+Precision = choice_enum("Precision", PRECISIONS)  # --precision of `train` and `apply`
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from mixtask.choices import HEADS
-from mixtask.cli.common import Precision, user_errors
+from mixtask.choices import BALANCES, COMPOSITES, HEADS, SCHEDULES, SEG_LOSSES, STYLE_LOSSES, WEIGHTINGS
+from mixtask.cli.common import Precision, choice_enum, user_errors
 from mixtask.nets import registry as archs
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
@@ -45,41 +44,14 @@ JOB_WEIGHTS_HELP = (
 )
 
 
-Arch = Enum("Arch", {name: name for name in archs.names()}, type=str)  # one place to add one: the registry
-Head = Enum("Head", {name: name for name in HEADS}, type=str)
-
-
-class StyleLoss(str, Enum):
-    teacher = "teacher"
-    perceptual = "perceptual"
-
-
-class SegLoss(str, Enum):
-    mask = "mask"
-    l2 = "l2"
-
-
-class Composites(str, Enum):
-    pasted = "pasted"
-    plain = "plain"
-    union = "union"
-
-
-class Balance(str, Enum):
-    ema = "ema"
-    none = "none"
-
-
-class Schedule(str, Enum):
-    per_batch = "per-batch"
-    joint = "joint"
-
-
-class Weighting(str, Enum):
-    equal = "equal"
-    uncertainty = "uncertainty"
-    dwa = "dwa"
-    gradnorm = "gradnorm"
+Arch = choice_enum("Arch", archs.names())  # one place to add one: the registry
+Head = choice_enum("Head", HEADS)
+StyleLoss = choice_enum("StyleLoss", STYLE_LOSSES)
+SegLoss = choice_enum("SegLoss", SEG_LOSSES)
+Composites = choice_enum("Composites", COMPOSITES)
+Balance = choice_enum("Balance", BALANCES)
+Schedule = choice_enum("Schedule", SCHEDULES)
+Weighting = choice_enum("Weighting", WEIGHTINGS)
 
 
 EXAMPLES = (  # shown after the options of --help
@@ -122,7 +94,7 @@ def train_command(
     init: Path = typer.Option(None, "--init", help=INIT_HELP),
     masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
     balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
-    schedule: Schedule = typer.Option(Schedule.per_batch, "--schedule", help=SCHEDULE_HELP),
+    schedule: Schedule = typer.Option(Schedule("per-batch"), "--schedule", help=SCHEDULE_HELP),
     weighting: Weighting = typer.Option(Weighting.equal, "--weighting", help=WEIGHTING_HELP),
     job_weights: str = typer.Option(None, "--job-weights", help=JOB_WEIGHTS_HELP, show_default=False),
     width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),

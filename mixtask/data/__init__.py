@@ -1,6 +1,6 @@
 """Training data: dataset layouts, decoding once per run, seeded sampling, corruptions.
 
-design.md, "Tasks and their training targets" (paper, Table 1). `layouts` needs no torch, so
+../shared/docs/design.md, "Tasks and their training targets" (paper, Table 1). `layouts` needs no torch, so
 `from mixtask.data import LAYOUTS` stays fast for CLI help; the other names import lazily.
 """
 

@@ -1,4 +1,4 @@
-"""Synthetic corruptions for the restoration tasks (paper, Table 1; design.md, "Tasks").
+"""Synthetic corruptions for the restoration tasks (paper, Table 1; ../shared/docs/design.md, "Tasks").
 
 - inpaint: 1-8 square holes, side 8-48 px at 256 x 256, each filled with its own constant colour.
 - denoise: 1-10 random scratches, poly-lines of 2-5 segments, 1-5 px wide, each its own colour.
@@ -140,7 +140,7 @@ CORRUPTIONS: dict[str, Corruption] = {"inpaint": add_holes, "denoise": add_scrat
 
 
 def corrupt(x: torch.Tensor, kinds: Iterable[str], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply the corruptions of several task kinds in turn (a mix's input, design.md Sec. 3.3).
+    """Apply the corruptions of several task kinds in turn (a mix's input, ../shared/docs/design.md Sec. 3.3).
 
     Kinds without a corruption (seg, style) are ignored. Returns (corrupted, union of the masks).
     """

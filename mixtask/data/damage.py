@@ -12,6 +12,7 @@ import torch
 
 from mixtask.data.corruptions import CORRUPTIONS, corrupt
 from mixtask.errors import MixtaskError
+from mixtask.tensors import from_uint8, to_array
 
 KINDS = tuple(CORRUPTIONS)  # task kinds with a corruption: inpaint (holes), denoise (scratches)
 
@@ -33,7 +34,7 @@ def damage(rgb: np.ndarray, kinds: tuple[str, ...], seed: int = 0) -> tuple[np.n
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
         raise MixtaskError(f"unknown damage {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
-    x = torch.tensor(rgb).permute(2, 0, 1)[None].float().div(255)  # a copy: rgb may be read-only
+    x = from_uint8(rgb)[None]
     damaged, mask = corrupt(x, kinds, torch.Generator().manual_seed(seed))
-    out = damaged[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
+    out = to_array(damaged[0])
     return np.ascontiguousarray(out), (mask[0, 0] * 255).to(torch.uint8).numpy()

@@ -1,6 +1,6 @@
 """A training split held in memory: every photo, mask and cut-out decoded once per run.
 
-design.md, "Tasks and their training targets" and "Performance": the data for all tasks of
+../shared/docs/design.md, "Tasks and their training targets" and "Performance": the data for all tasks of
 Table 1 is drawn from these pre-decoded uint8 tensors by `mixtask.data.sampling`, so the CPU
 spends its time on the model, not on JPEG decoding. Unreadable files are skipped with a warning
 that names them; a split with no usable photo is a `MixtaskError`.

@@ -1,6 +1,6 @@
 """Decode one photo, mask or cut-out file into a uint8 numpy array, once per run.
 
-design.md, "Tasks and their training targets" (segmentation masks and cut-outs) and
+../shared/docs/design.md, "Tasks and their training targets" (segmentation masks and cut-outs) and
 "Performance": decoding happens here, at load time, so that sampling never touches PIL.
 
 Resize rule: a photo is shrunk (never enlarged) so that its SHORT side is at most `max_side`;

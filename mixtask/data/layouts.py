@@ -1,6 +1,6 @@
 """Dataset folder layouts: how a training folder is recognised and which files it holds.
 
-design.md, "Tasks and their training targets": segmentation examples come from composites of
+../shared/docs/design.md, "Tasks and their training targets": segmentation examples come from composites of
 cut-outs on photos (exact masks), from photos with pseudo-label masks, or from a Pascal VOC folder.
 `LAYOUTS` is the registry (style.md, point 4) that detection, error messages and CLI help share.
 This module only looks at file names; decoding lives in `mixtask.data.decode`. No torch here, so

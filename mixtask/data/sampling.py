@@ -1,4 +1,4 @@
-"""Random training batches from a pre-decoded `Dataset` (paper, Table 1; design.md, "Tasks").
+"""Random training batches from a pre-decoded `Dataset` (paper, Table 1; ../shared/docs/design.md, "Tasks").
 
 - `clean`: a random photo, a random square crop whose side is uniform in [size, short side]
   (so 1x to 2x zoom-out with the default `max_side = 2 * size`), resized to `size`, randomly
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
+from mixtask.choices import COMPOSITES
 from mixtask.data.corruptions import CORRUPTIONS
 from mixtask.data.dataset import Dataset
 from mixtask.errors import MixtaskError
@@ -39,7 +39,6 @@ from mixtask.errors import MixtaskError
 CUTOUT_SCALE = (0.25, 0.70)  # cut-out long side, as a fraction of the crop side
 MASK_FRACTION_PSEUDO, MASK_FRACTION_EXACT = 0.3, 0.5
 MIN_MASK_COVERAGE = 0.01  # fraction of pixels above 127
-COMPOSITES = ("pasted", "plain", "union")
 PLAIN_MAX_COVERAGE, PLAIN_TRIES = 0.02, 8  # `plain` backgrounds: own-mask share of the crop, draws before the least
 # Cut-outs whose name starts with one of these categories (shared/data/README.md: `<category>-...`) are drawn
 # more often: people are what users cut out most, and they are a sixth of the cut-outs.
@@ -294,24 +293,3 @@ class SampleMaker:
             raise MixtaskError(f"task kind {kind!r} has no corruption (kinds with one: {', '.join(CORRUPTIONS)})")
         with one_thread():
             return CORRUPTIONS[kind](x, self.generator)
-
-
-def benchmark(dataset: Dataset, size: int = 256, batch: int = 8, repeats: int = 10, seed: int = 0) -> dict[str, float]:
-    """Milliseconds per batch (median of `repeats`) for each kind of sample."""
-    maker = SampleMaker(dataset, size, seed)
-    clean = maker.clean(batch)
-    jobs = {
-        "clean": lambda: maker.clean(batch),
-        "segmentation": lambda: maker.segmentation(batch),
-        **{kind: (lambda kind=kind: maker.corrupt(kind, clean)) for kind in CORRUPTIONS},
-    }
-    return {name: _median_ms(job, repeats) for name, job in jobs.items()}
-
-
-def _median_ms(job, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        job()
-        times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]

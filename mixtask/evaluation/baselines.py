@@ -14,18 +14,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float [0, 1] -> (H, W, 3) uint8 RGB."""
-    return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
-def from_uint8(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
+from mixtask.tensors import from_uint8, to_array
 
 
 def _per_image(batch: torch.Tensor, function: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
-    return torch.stack([from_uint8(function(to_uint8(image))) for image in batch]).to(batch.device)
+    return torch.stack([from_uint8(function(to_array(image))) for image in batch]).to(batch.device)
 
 
 def median(batch: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -51,7 +44,7 @@ def telea_inpaint(batch: torch.Tensor, mask: torch.Tensor, radius: int = 5) -> t
     outputs = []
     for image, hole in zip(batch, mask):
         hole_u8 = (hole[0] > 0.5).byte().cpu().numpy() * 255
-        outputs.append(from_uint8(cv2.inpaint(to_uint8(image), hole_u8, radius, cv2.INPAINT_TELEA)))
+        outputs.append(from_uint8(cv2.inpaint(to_array(image), hole_u8, radius, cv2.INPAINT_TELEA)))
     return torch.stack(outputs).to(batch.device)
 
 

@@ -163,7 +163,7 @@ SECTIONS: dict[str, Callable[[Context, Task], list[Group]]] = {
 
 
 def mix_group(ctx: Context, mix: tuple[str, ...]) -> Group | None:
-    """A trained mix against its synthesised target (design.md, "Mixed tasks"), the model as stage 1."""
+    """A trained mix against its synthesised target (../shared/docs/design.md, "Mixed tasks"), the model as stage 1."""
     from mixtask.data import CORRUPTIONS
     from mixtask.mixing import corrupt_input, derive_mix, render_target
 

@@ -17,6 +17,7 @@ import torch
 from mixtask.errors import MixtaskError
 from mixtask.nets.capabilities import Capabilities
 from mixtask.tasks import Task, TaskSet
+from mixtask.tensors import from_uint8
 
 MIN_SIZE, MIN_COUNT = 32, 2
 VGG_FILE, EFFNET_FILE = "vgg16-features.safetensors", "efficientnet-lite0.safetensors"
@@ -220,7 +221,7 @@ def load_style_reference(ctx: Context, task: Task, path: Path) -> StyleReference
     from mixtask.backbones.perceptual import resize_short_side, style_targets
     from mixtask.images import load_image
 
-    rgb = torch.from_numpy(load_image(path).rgb).permute(2, 0, 1)[None].float() / 255
+    rgb = from_uint8(load_image(path).rgb)[None]
     image = resize_short_side(rgb, ctx.options.size)
     vgg, effnet = ctx.backbones.vgg, ctx.backbones.effnet
     grams = None

@@ -12,27 +12,10 @@ import itertools
 import torch
 
 from mixtask.tasks import FOREGROUND_THRESHOLD
+from mixtask.tensors import mse, psnr  # noqa: F401 (pixel metrics live with the tensor bridge; callers say metrics.psnr)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MIN_MSE = 1e-10  # PSNR of identical images is capped at 100 dB so that means and JSON stay finite
-
-
-def _per_image_mean(x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    if weight is None:
-        return x.flatten(1).mean(dim=1)
-    weight = weight.expand_as(x).flatten(1)
-    return (x.flatten(1) * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1e-12)
-
-
-def mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error per image; with `mask` (B, 1, H, W), over the masked pixels only."""
-    return _per_image_mean((output.float() - target.float()) ** 2, None if mask is None else mask.float())
-
-
-def psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB for data range 1; identical images give 100 dB (the cap)."""
-    return 10.0 * torch.log10(1.0 / mse(output, target, mask).clamp_min(MIN_MSE))
 
 
 def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import torch
 
+from mixtask.choices import PRECISIONS
 from mixtask.errors import MixtaskError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SMALL_WORK_PIXELS = 128 * 128  # below this one CPU thread is faster: no waits at thread barriers
 MIN_HALF_PSNR = 40.0  # dB against fp32 on the probe image; below it `auto` keeps fp32

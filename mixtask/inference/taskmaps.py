@@ -40,6 +40,7 @@ from PIL import Image
 from mixtask import images
 from mixtask.errors import MixtaskError
 from mixtask.tasks import IDENTITY_NAMES, TaskSet
+from mixtask.tensors import from_uint8, to_array
 
 MAX_CHANNELS = 3
 MAX_RUNS = 16
@@ -197,16 +198,14 @@ def translate(translator, rgb: np.ndarray, condition) -> np.ndarray:
         return translator.translate_array(rgb, condition)
     import torch
 
-    from mixtask.inference.translator import to_uint8
-
     codes = condition.codes_for(rgb.shape[1], rgb.shape[0])
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255)
+    x = from_uint8(rgb)[None]
     with torch.inference_mode():
         if takes_maps(translator):
             y = translator.translate_tensor(x, torch.from_numpy(condition.vectors(codes))[None])[0]
         else:
             y = _blended(translator, x, condition, condition.blend(codes))
-        return np.ascontiguousarray(to_uint8(y).permute(1, 2, 0).numpy())
+        return to_array(y)
 
 
 def vectors_to_check(task_map: TaskMap, native: bool) -> np.ndarray:

@@ -22,7 +22,6 @@ half precision, never tiled); `Translator` checks what each one can be asked (`c
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from mixtask.errors import MixtaskError
 from mixtask.inference import devices, tiling
 from mixtask.nets import capabilities
 from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
+from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
 
 if TYPE_CHECKING:
@@ -355,14 +355,6 @@ def probe_image(size: int = PROBE_SIZE) -> torch.Tensor:
     return (torch.stack([red, green, blue]) * 0.85 + 0.15 * noise).clamp(0, 1)[None]
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (values are clamped first)."""
-    mse = (a.float().clamp(0, 1) - b.float().clamp(0, 1)).pow(2).mean().item()
-    if not math.isfinite(mse):  # NaN from an overflow (fp16) must fail every quality check
-        return -math.inf
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
 class Translator:
     """A loaded model ready to translate images: `translate(image, "denoise=1,style1=0.5")`.
 
@@ -497,7 +489,7 @@ class Translator:
         from mixtask.nets.film import recording_gates
 
         height, width = rgb.shape[:2]
-        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)
+        x = from_uint8(np.asarray(rgb, dtype=np.uint8))[None]
         scale = min(1.0, max_side / max(height, width))
         if scale < 1:
             size = (max(16, round(height * scale)), max(16, round(width * scale)))
@@ -544,11 +536,6 @@ class Translator:
         return out
 
 
-def to_uint8(y: torch.Tensor) -> torch.Tensor:
-    """Network output (any float dtype) -> uint8 0..255, rounded in fp32, on the CPU."""
-    return y.float().mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).cpu()
-
-
 @torch.inference_mode()
 def probe_psnr(reference: InferenceNet, half: InferenceNet, num_tasks: int) -> float:
     """Worst PSNR of `half` against `reference` on the probe image for recon and every single task."""
@@ -557,4 +544,4 @@ def probe_psnr(reference: InferenceNet, half: InferenceNet, num_tasks: int) -> f
     with devices.threads_for(x.shape[2] * x.shape[3], reference.device):
         want = reference.forward(reference.prepare(x), reference.film(vectors))
         got = half.forward(half.prepare(x), half.film(vectors))
-    return min(psnr(a, b) for a, b in zip(got, want))
+    return min(psnr_db(a, b) for a, b in zip(got, want))

@@ -75,8 +75,7 @@ CONFIG_RANGES = {"num_tasks": (1, 64), "width": (1, 256), "res_blocks": (0, 32),
 class NormFiLM(nn.Module):
     """InstanceNorm (no affine of its own), then FiLM `gamma * x + beta`, then optional ReLU.
 
-    Tiled inference needs whole-image statistics, not per-tile ones: `record` stores the
-    statistics of the last call and `frozen` (mean, var) replaces the per-call statistics.
+    (Tiled inference takes whole-image statistics in the inference engine, `mixtask.inference.translator`.)
     """
 
     eps = 1e-5
@@ -85,17 +84,9 @@ class NormFiLM(nn.Module):
         super().__init__()
         self.channels = channels
         self.relu = relu
-        self.record = False
-        self.recorded: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.frozen: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        if self.frozen is not None:
-            mean, var = self.frozen
-        else:
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
-            if self.record:
-                self.recorded = (mean, var)
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
         # Fold norm and FiLM into one per-channel affine: one pass over x instead of three.
         scale = gamma[:, :, None, None] * torch.rsqrt(var + self.eps)
         shift = beta[:, :, None, None] - mean * scale

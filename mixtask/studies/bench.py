@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mixtask.errors import MixtaskError
+from mixtask.tensors import from_uint8
 
 DEFAULT_SIZES = ((256, 256), (512, 512), (1024, 1024))
 RANDOM_SEED = 0
@@ -249,7 +250,6 @@ def end_to_end(translator, data: bytes, vector) -> bytes:
 
 def measure(translator, size: tuple[int, int], vector, options: BenchOptions, reference) -> BenchRow:
     """One row; `reference` (the fp32 output) is None when this row is fp32 itself."""
-    import torch
 
     width, height = size
     rgb = synthetic_photo(width, height)
@@ -258,7 +258,7 @@ def measure(translator, size: tuple[int, int], vector, options: BenchOptions, re
     with PeakRss() as rss, CpuShare() as cpu:
         model_s = None
         if options.model_only:
-            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
+            x = from_uint8(rgb)[None]
             _, model_s = best_time(lambda: translator.translate_tensor(x, vector), options.repeats)
         first_s, e2e_s = best_time(lambda: end_to_end(translator, data, vector), options.repeats)
     output = translator.translate_array(rgb, vector)
@@ -273,11 +273,10 @@ def measure(translator, size: tuple[int, int], vector, options: BenchOptions, re
 
 
 def _psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    import torch
 
-    from mixtask.inference.translator import psnr
+    from mixtask.tensors import psnr_db
 
-    return psnr(torch.from_numpy(a).float() / 255, torch.from_numpy(b).float() / 255)
+    return psnr_db(from_uint8(a), from_uint8(b))
 
 
 def _load(options: BenchOptions, precision: str):

@@ -21,6 +21,7 @@ from pathlib import Path
 from mixtask.errors import MixtaskError
 from mixtask.fileio import write_bytes_atomic
 from mixtask.studies.compare_report import ArchRow, Comparison, eval_numbers, write_report
+from mixtask.tensors import from_uint8
 from mixtask.training.options import TrainOptions, check_options, stage1_steps
 
 RUNS, EVAL_NAME, SPEED_NAME, ERROR_NAME = "runs", "eval.json", "speed.json", "error.txt"
@@ -149,14 +150,13 @@ def timing_settings(options: CompareOptions) -> dict:
 
 def time_inference(weights: Path, settings: dict) -> dict:
     """Median ms per megapixel of the weights through Translator on a fixed random image (bench.py's timer)."""
-    import torch
 
     from mixtask.inference.translator import Translator
     from mixtask.studies.bench import CpuShare, synthetic_photo, timed_runs
 
     translator = Translator.from_file(weights, device=settings["device"], precision=settings["precision"])
     side = settings["size"]
-    x = torch.from_numpy(synthetic_photo(side, side)).permute(2, 0, 1)[None].float().div_(255)
+    x = from_uint8(synthetic_photo(side, side))[None]
     vector = (1.0,) + (0.0,) * (len(translator.task_set) - 1)  # one task at strength 1: valid for every architecture
     with CpuShare() as cpu:
         first, times = timed_runs(lambda: translator.translate_tensor(x, vector), settings["repeats"])

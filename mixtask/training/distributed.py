@@ -1,6 +1,6 @@
 """Where training runs: device, precision, and scale-out with DistributedDataParallel.
 
-Precision (design.md, "Performance"): bf16 autocast on CPUs with native bf16 (AVX512-BF16 or
+Precision (../shared/docs/design.md, "Performance"): bf16 autocast on CPUs with native bf16 (AVX512-BF16 or
 AMX), AMP (bf16, else fp16) on CUDA; `--precision fp32` turns it off.
 
 `torchrun --nproc_per_node=N -m mixtask train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; this
@@ -86,10 +86,6 @@ def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     # Architectures with a branch per task (sharedenc, single) leave the other branches out of a step.
     unused = getattr(model, "unused_parameters", False)
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
 
 
 def average_gradients(module: torch.nn.Module, ctx: DistContext) -> None:

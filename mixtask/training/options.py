@@ -6,18 +6,21 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from mixtask.choices import HEADS
-from mixtask.data.sampling import COMPOSITES
+from mixtask.choices import (
+    BALANCES,
+    COMPOSITES,
+    HEADS,
+    PRECISIONS,
+    SCHEDULES,
+    SEG_LOSSES,
+    STYLE_LOSSES,
+    WEIGHTINGS,
+)
 from mixtask.errors import MixtaskError
 from mixtask.nets import registry as archs
 from mixtask.training.checkpoint import load_checkpoint
 
 MIX_METHODS = (1, 2, 3)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SCHEDULES = ("per-batch", "joint")
-WEIGHTINGS = ("equal", "uncertainty", "dwa", "gradnorm")  # as training.weighting.WEIGHTINGS (that one needs torch)
-STYLE_LOSSES = ("teacher", "perceptual")
-SEG_LOSSES = ("mask", "l2")
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def check_options(options: TrainOptions) -> None:
         (options.head in HEADS, f"--head must be one of {', '.join(HEADS)}"),
         (options.arch in archs.names(), f"--arch {options.arch!r} is unknown: use one of {', '.join(archs.names())}"),
         (options.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (options.balance in BALANCES, f"--balance must be one of {', '.join(BALANCES)}"),
         (options.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         (options.weighting in WEIGHTINGS, f"--weighting must be one of {', '.join(WEIGHTINGS)}"),
         (options.style_loss in STYLE_LOSSES, f"--style-loss must be one of {', '.join(STYLE_LOSSES)}"),

@@ -8,6 +8,7 @@ import torch
 
 from mixtask.errors import MixtaskError
 from mixtask.tasks import TaskSet
+from mixtask.tensors import from_uint8
 from mixtask.training import distributed as ddp
 from mixtask.training.console import warn
 from mixtask.training.options import StyleSpec, TrainOptions, check_options
@@ -33,7 +34,7 @@ def load_style_image(spec: StyleSpec) -> torch.Tensor:
     if not path.is_file():
         raise MixtaskError(f"style image for {spec.name!r} not found: {path}")
     rgb = load_image(path).rgb
-    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
+    return from_uint8(rgb)[None]
 
 
 def loss_weights(options: TrainOptions):

@@ -27,6 +27,7 @@ from mixtask.errors import MixtaskError
 from mixtask.fileio import atomic_path, write_bytes_atomic
 from mixtask.mixing import MixRule, corrupt_input, derive_mixes, make_stylizer, render_target
 from mixtask.tasks import DEFAULT_MIXES, TaskSet
+from mixtask.tensors import from_uint8, to_array
 from mixtask.training import distributed as ddp
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -60,22 +61,17 @@ class SynthResult:
 # ----------------------------------------------------------------------------- images
 
 
-def to_uint8(image: torch.Tensor):
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8 numpy."""
-    return image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def write_png(path: Path, image: torch.Tensor) -> None:
     from mixtask.images import encode, to_pil
 
-    write_bytes_atomic(path, encode(to_pil(to_uint8(image)), "png"))
+    write_bytes_atomic(path, encode(to_pil(to_array(image)), "png"))
 
 
 def read_image(path: Path) -> torch.Tensor:
     """An image file -> (3, H, W) float in [0, 1]."""
     from mixtask.images import load_image
 
-    return torch.from_numpy(load_image(path).rgb).permute(2, 0, 1).float().div(255.0)
+    return from_uint8(load_image(path).rgb)
 
 
 def fit(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -103,7 +99,7 @@ def contact_sheet(rows, size: int, headers: tuple[str, ...]):
         draw.text((4, top + 4), label, fill=(230, 230, 230))
         for column, image in enumerate(images):
             if image is not None:
-                tile = Image.fromarray(to_uint8(fit(image.detach().float().cpu(), size)))
+                tile = Image.fromarray(to_array(fit(image.detach().float().cpu(), size)))
                 sheet.paste(tile, (label_width + column * size, top))
     return sheet
 

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from mixtask import choices
 from mixtask.errors import MixtaskError
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]  # mean over ranks under DDP (the identity otherwise)
@@ -214,6 +215,7 @@ class GradNorm(Weighting):
 
 
 WEIGHTINGS = {"equal": Equal, "uncertainty": Uncertainty, "dwa": DynamicWeightAverage, "gradnorm": GradNorm}
+assert tuple(WEIGHTINGS) == choices.WEIGHTINGS, "mixtask.choices lists the weightings, in this order"
 
 
 def build_weighting(name: str, names: Sequence[str], net: nn.Module, reduce: Reduce = _identity) -> Weighting:

@@ -1,8 +1,13 @@
 """Gate IoU on val composites (pasted on any background / on plain backgrounds) and val photo pairs."""
-import sys, torch
+
+import sys
+
+import torch
+from mixtask.model import recording_gates
+
 from mixtask.data import SampleMaker, default_max_side, load_dataset
 from mixtask.weights import load_weights
-from mixtask.model import recording_gates
+
 torch.set_num_threads(1)
 size = 256
 ds = load_dataset("../shared/data", "val", max_side=default_max_side(size), warn=lambda m: None)
@@ -19,6 +24,7 @@ for w in sys.argv[1:]:
         with torch.no_grad(), recording_gates() as g:
             model(x, c)
         gate = torch.sigmoid(g[0].float()) > 0.5
-        inter = (gate & (m > .5)).flatten(1).sum(1).float(); union = (gate | (m > .5)).flatten(1).sum(1).float()
+        inter = (gate & (m > 0.5)).flatten(1).sum(1).float()
+        union = (gate | (m > 0.5)).flatten(1).sum(1).float()
         row.append(f"{name} {(inter / union.clamp(min=1)).mean().item():.3f}")
     print(w, " | ".join(row), flush=True)
