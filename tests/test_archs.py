@@ -32,8 +32,8 @@ from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.tensors import psnr_db as psnr
 from mixtask.training import TrainOptions, check_options, train
 from mixtask.weights import WeightsInfo, load_weights, read_info
+from tests.conftest import make_dataset, tiny_options
 from tests.fakes import tiny_vgg_state
-from tests.test_train import make_dataset, tiny_options
 
 ARCHS = ("encin", "ccam", "ccam-bias", "sharedenc", "single")
 TASKS = len(DEFAULT_TASK_SET)

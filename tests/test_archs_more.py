@@ -16,7 +16,7 @@ from mixtask.nets.film import ModelConfig, count_parameters
 from mixtask.nets.registry import architecture_class, build_model
 from mixtask.training import setup_run, train
 from mixtask.weights import load_weights
-from tests.test_train import assets, tiny_options  # noqa: F401 (assets is a fixture)
+from tests.conftest import tiny_options
 
 ARCHS = ("piggyback", "tsn", "topdown")
 TINY = {arch: ModelConfig(num_tasks=5, width=4, res_blocks=1, arch=arch) for arch in ARCHS}
@@ -240,22 +240,22 @@ def test_topdown_rejects_task_inputs_of_the_wrong_shape(shape):
 
 
 @pytest.mark.parametrize("arch", ["tsn", "topdown"])
-def test_two_training_steps_export_weights_that_reload(assets, tmp_path, arch):  # noqa: F811
+def test_two_training_steps_export_weights_that_reload(assets, tmp_path, arch):
     result = train(tiny_options(assets, tmp_path / "run", steps=2, arch=arch), quiet=True)
     model, info = load_weights(result.weights)
     assert info.config.arch == arch and type(model) is architecture_class(arch)
     assert info.task_set.mixes  # Method 3's stage 2 trained the synthesised mixes
 
 
-def test_piggyback_plan_trains_the_base_then_the_tasks(assets, tmp_path):  # noqa: F811
-    run = setup_run(tiny_options(assets, tmp_path / "run", steps=10, arch="piggyback", mix_method=1), _no_ddp())
+def test_piggyback_plan_trains_the_base_then_the_tasks(assets, tmp_path):
+    run = setup_run(tiny_options(assets, tmp_path / "run", steps=10, arch="piggyback", mix_method=1), no_ddp())
     plan = run.plan
     assert plan.stage1_steps == 5 and (plan.stage_at(4), plan.stage_at(5)) == (1, 2)
     assert [job.name for job in plan.jobs(1)] == ["recon"]
     assert [job.name for job in plan.jobs(2)] == ["inpaint", "denoise", "seg", "style1"]
 
 
-def test_piggyback_training_leaves_the_base_unchanged_in_stage2(assets, tmp_path):  # noqa: F811
+def test_piggyback_training_leaves_the_base_unchanged_in_stage2(assets, tmp_path):
     out = tmp_path / "run"
     result = train(tiny_options(assets, out, steps=2, arch="piggyback", mix_method=1), quiet=True)
     model, info = load_weights(result.weights)
@@ -271,7 +271,7 @@ def test_piggyback_training_leaves_the_base_unchanged_in_stage2(assets, tmp_path
     assert any(not torch.equal(final[key], stage1[key]) for key in task_keys)  # stage 2 trained masks/affines
 
 
-def _no_ddp():
+def no_ddp():
     from mixtask.training.distributed import DistContext
 
     return DistContext()

@@ -18,8 +18,8 @@ from mixtask.nets import registry as archs
 from mixtask.studies.compare import CompareOptions, run_compare
 from mixtask.studies.compare_report import ArchRow, Comparison, eval_numbers, to_markdown
 from mixtask.training import StyleSpec, TrainOptions
+from tests.conftest import interrupt_at, make_dataset
 from tests.fakes import tiny_vgg_state
-from tests.test_train import _interrupt_at, make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_an_interrupted_comparison_resumes_and_a_broken_architecture_does_not_st
     options = tiny_compare(assets, tmp_path, ("film", "broken", "film-copy"))
     real_train = mixtask.training.train
     with monkeypatch.context() as patch:  # Ctrl-C after step 1 of the first training
-        patch.setattr(mixtask.training, "train", lambda *args, **kw: real_train(*args, **kw, callback=_interrupt_at(1)))
+        patch.setattr(mixtask.training, "train", lambda *args, **kw: real_train(*args, **kw, callback=interrupt_at(1)))
         stopped = run_compare(options)
     assert stopped.interrupted and [row.status for row in stopped.rows] == ["interrupted", "pending", "pending"]
     assert "(interrupted: partial)" in (tmp_path / "compare.md").read_text() and (tmp_path / "compare.png").is_file()

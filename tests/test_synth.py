@@ -17,7 +17,7 @@ from mixtask.errors import MixtaskError
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.training.synth import MANIFEST_NAME, SynthFolder, SynthOptions, read_manifest, synthesize
 from mixtask.weights import read_info
-from tests.test_train import assets, make_dataset, tiny_options  # noqa: F401  (assets is a fixture)
+from tests.conftest import make_dataset, tiny_options
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_folder_samples_fit_the_training_size(tiny_weights, data, tmp_path):
     assert inputs.min() >= 0 and targets.max() <= 1
 
 
-def test_train_consumes_a_synth_folder(assets, tmp_path):  # noqa: F811
+def test_train_consumes_a_synth_folder(assets, tmp_path):
     from mixtask.training import train
 
     first = train(tiny_options(assets, tmp_path / "stage1", steps=2, stage1_steps=2, mixes=()), quiet=True)
@@ -144,7 +144,7 @@ def test_train_consumes_a_synth_folder(assets, tmp_path):  # noqa: F811
     assert read_info(result.weights).task_set.mixes == (("denoise", "seg"), ("inpaint", "style1"))
 
 
-def test_train_rejects_a_synth_folder_with_unknown_tasks(assets, tiny_weights, tmp_path):  # noqa: F811
+def test_train_rejects_a_synth_folder_with_unknown_tasks(assets, tiny_weights, tmp_path):
     from mixtask.training import train
 
     synthesize(options(tiny_weights, assets["data"], tmp_path / "s", mixes=("seg+style2",), count=1))

@@ -25,11 +25,7 @@ from mixtask.training import prepare, setup_run, train
 from mixtask.training.losses import mask_losses
 from mixtask.training.step import optimize, supervises_gate
 from mixtask.weights import load_weights
-from tests.test_train import (  # the tiny data and options of the training tests
-    _no_ddp,
-    assets,  # noqa: F401  (pytest fixture)
-    tiny_options,
-)
+from tests.conftest import no_ddp, tiny_options
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_teachers = pytest.mark.skipif(
@@ -95,7 +91,7 @@ def test_a_missing_teacher_file_is_a_clear_error(tmp_path):
 # ----------------------------------------------------------------------------- styled samples
 
 
-def test_styled_channels_are_the_same_crop_as_the_photo(assets):  # noqa: F811
+def test_styled_channels_are_the_same_crop_as_the_photo(assets):
     dataset = load_dataset(assets["data"], max_side=64)
     styled = (dataset.photos, tuple(cutout[:3] for cutout in dataset.cutouts))  # a "rendering" equal to the photo
     plain, with_styles = SampleMaker(dataset, 32, seed=3), SampleMaker(dataset, 32, seed=3, styled=styled)
@@ -108,7 +104,7 @@ def test_styled_channels_are_the_same_crop_as_the_photo(assets):  # noqa: F811
     assert masks.shape == (6, 1, 32, 32)
 
 
-def test_styled_samples_need_renderings(assets):  # noqa: F811
+def test_styled_samples_need_renderings(assets):
     dataset = load_dataset(assets["data"], max_side=64)
     with pytest.raises(MixtaskError, match="no style renderings"):
         SampleMaker(dataset, 32, seed=0).clean(1, styled=True)
@@ -143,10 +139,10 @@ def test_gate_is_recorded_and_mask_loss_rewards_the_right_mask():
     assert right["bce"] < 0.01 < 5 < wrong["bce"] and right["dice"] < 0.01 and wrong["dice"] > 0.9
 
 
-def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_path, stand_in_teacher):  # noqa: F811
+def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_path, stand_in_teacher):
     options = tiny_options(assets, tmp_path / "run", n_styles=2, style_loss="teacher", seg_loss="mask",
                            mixes=("seg+style1", "denoise+seg"), stage1_steps=0)  # fmt: skip
-    run = setup_run(options, _no_ddp())
+    run = setup_run(options, no_ddp())
     rendered = stand_in_teacher.calls
     assert rendered == 2 * (4 + 2) and run.perceptual is None  # 4 photos, 2 cut-outs, 2 styles; no VGG
     jobs = {job.name: job for job in run.plan.jobs(2)}
@@ -162,11 +158,11 @@ def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_
 
     target = add_synthesized_target(run, jobs["seg+style1"], mix).target
     torch.testing.assert_close(target, mix.styled[:, :3] * mix.mask)
-    setup_run(replace(options, out=str(tmp_path / "again")), _no_ddp())
+    setup_run(replace(options, out=str(tmp_path / "again")), no_ddp())
     assert stand_in_teacher.calls == rendered  # the second run reads the cache
 
 
-def test_teacher_provenance_and_losses_are_in_the_weights(assets, tmp_path, stand_in_teacher):  # noqa: F811
+def test_teacher_provenance_and_losses_are_in_the_weights(assets, tmp_path, stand_in_teacher):
     options = tiny_options(assets, tmp_path / "run", style_loss="teacher", steps=2, mix_method=1)
     result = train(options, quiet=True)
     _, info = load_weights(result.weights)
@@ -174,16 +170,16 @@ def test_teacher_provenance_and_losses_are_in_the_weights(assets, tmp_path, stan
     assert info.provenance["style_teachers"]["style1"]["teacher"] == "inverted photo (test)"
 
 
-def test_warm_start_takes_the_weights_and_refuses_other_tasks(assets, tmp_path):  # noqa: F811
+def test_warm_start_takes_the_weights_and_refuses_other_tasks(assets, tmp_path):
     first = train(tiny_options(assets, tmp_path / "a", steps=2, mix_method=1), quiet=True)
     model, _ = load_weights(first.weights)
-    run = setup_run(tiny_options(assets, tmp_path / "b", init=str(first.weights), mix_method=1), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "b", init=str(first.weights), mix_method=1), no_ddp())
     for name, value in model.state_dict().items():
         torch.testing.assert_close(run.net.state_dict()[name], value)
     with pytest.raises(MixtaskError, match=r"--init .*tasks"):
-        setup_run(tiny_options(assets, tmp_path / "c", init=str(first.weights), n_styles=2, mix_method=1), _no_ddp())
+        setup_run(tiny_options(assets, tmp_path / "c", init=str(first.weights), n_styles=2, mix_method=1), no_ddp())
     with pytest.raises(MixtaskError, match=r"--init .*network"):
-        setup_run(tiny_options(assets, tmp_path / "d", init=str(first.weights), width=8, mix_method=1), _no_ddp())
+        setup_run(tiny_options(assets, tmp_path / "d", init=str(first.weights), width=8, mix_method=1), no_ddp())
 
 
 def test_layout_correlation_sees_the_photo_and_its_inversion():
@@ -209,7 +205,7 @@ class CentreTeacher:
         return mask
 
 
-def test_label_writes_masks_a_run_can_train_on(assets, tmp_path, monkeypatch):  # noqa: F811
+def test_label_writes_masks_a_run_can_train_on(assets, tmp_path, monkeypatch):
     import shutil
 
     from typer.testing import CliRunner
@@ -229,8 +225,8 @@ def test_label_writes_masks_a_run_can_train_on(assets, tmp_path, monkeypatch):  
     assert "0 masks written, 4 kept" in result.output
     (data / "photos/train/broken.jpg").unlink()
     with pytest.raises(MixtaskError, match="several mask sets"):
-        setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1), _no_ddp())
-    run = setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1, mask_set="u2netp"), _no_ddp())
+        setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1), no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", data=str(data), mix_method=1, mask_set="u2netp"), no_ddp())
     assert run.dataset.mask_set == "u2netp" and run.dataset.num_masks == 4
 
 
@@ -242,7 +238,7 @@ def test_people_cutouts_are_drawn_more_often():
     assert weights.tolist() == [2.0, 1.0, 2.0, 1.0]
 
 
-def test_a_resume_does_not_read_the_init_weights_again(assets, tmp_path):  # noqa: F811
+def test_a_resume_does_not_read_the_init_weights_again(assets, tmp_path):
     from mixtask.training.options import resume_options
 
     first = train(tiny_options(assets, tmp_path / "a", steps=2, mix_method=1), quiet=True)

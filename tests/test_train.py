@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from mixtask.cli import app
@@ -27,47 +25,7 @@ from mixtask.training import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2,
 from mixtask.training.checkpoint import load_checkpoint
 from mixtask.training.progress import read_records
 from mixtask.weights import load_weights, read_info
-from tests.fakes import tiny_vgg_state
-
-
-def make_dataset(root: Path, photos: int = 4, seed: int = 0) -> Path:
-    """photos/train (smooth-ish colour images), masks/isnet/train (a disc), cutouts/train (RGBA)."""
-    rng = np.random.default_rng(seed)
-    for sub in ("photos/train", "masks/isnet/train", "cutouts/train"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    yy, xx = np.mgrid[0:48, 0:64]
-    for i in range(photos):
-        wave = 40 * np.sin(xx / (3 + i))[..., None] + rng.integers(0, 200, (1, 1, 3))
-        Image.fromarray((wave + rng.normal(0, 10, (48, 64, 3))).clip(0, 255).astype(np.uint8)).save(
-            root / f"photos/train/p{i}.jpg"
-        )
-        disc = (((yy - 24) ** 2 + (xx - 32) ** 2) < 200).astype(np.uint8) * 255
-        Image.fromarray(disc).save(root / f"masks/isnet/train/p{i}.png")
-    for i in range(2):
-        rgba = rng.integers(0, 256, (30, 20, 4)).astype(np.uint8)
-        rgba[..., 3] = 0
-        rgba[3:-3, 3:-3, 3] = 255
-        Image.fromarray(rgba, "RGBA").save(root / f"cutouts/train/c{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("assets")
-    rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(root / "style1.png")
-    Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(root / "style2.png")
-    save_file(tiny_vgg_state(), str(root / "vgg.safetensors"))
-    return {"data": make_dataset(root / "data"), "root": root, "vgg": root / "vgg.safetensors"}
-
-
-def tiny_options(assets, out: Path, n_styles: int = 1, **changes) -> TrainOptions:
-    specs = tuple(StyleSpec(f"style{i}", str(assets["root"] / f"style{i}.png")) for i in range(1, n_styles + 1))
-    options = TrainOptions(
-        str(assets["data"]), str(out), specs, steps=4, size=32, batch=2, vgg=str(assets["vgg"]), width=4,
-        res_blocks=1, precision="fp32", device="cpu", preview_every=0, checkpoint_every=0, style_loss="perceptual",
-    )  # fmt: skip
-    return replace(options, **changes)
+from tests.conftest import interrupt_at, no_ddp, tiny_options
 
 
 def params(net) -> list[torch.Tensor]:
@@ -79,7 +37,7 @@ def params(net) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("method", [2, 3])
 def test_every_job_takes_a_finite_step(assets, tmp_path, method):
-    run = setup_run(tiny_options(assets, tmp_path / "run", n_styles=2, mix_method=method, steps=2), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", n_styles=2, mix_method=method, steps=2), no_ddp())
     if method == 3:
         run.step = run.plan.stage1_steps
         enter_stage2(run)
@@ -97,11 +55,11 @@ def test_every_job_takes_a_finite_step(assets, tmp_path, method):
 
 
 def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
-    run = setup_run(tiny_options(assets, tmp_path / "run", adversarial_weight=0.0), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", adversarial_weight=0.0), no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == "seg")
     assert run.disc is None
     assert set(optimize(run, job, prepare(run, job))) == {"seg", "seg.bce", "seg.dice", "seg.l1", "total"}
-    run = setup_run(tiny_options(assets, tmp_path / "l2", adversarial_weight=0.0, seg_loss="l2"), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "l2", adversarial_weight=0.0, seg_loss="l2"), no_ddp())
     assert set(optimize(run, job, prepare(run, job))) == {"seg", "total"}
 
 
@@ -109,7 +67,7 @@ def test_seg_without_adversarial_has_no_discriminator(assets, tmp_path):
 def test_damage_weight_adds_the_l2_over_the_damaged_pixels(assets, tmp_path, task):
     from mixtask.training.step import job_losses
 
-    run = setup_run(tiny_options(assets, tmp_path / "run", damage_weight=3.0, mix_method=2), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", damage_weight=3.0, mix_method=2), no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == task)
     batch = prepare(run, job)
     damaged = (batch.input != batch.clean).any(dim=1, keepdim=True)
@@ -129,7 +87,7 @@ def test_damage_weight_adds_the_l2_over_the_damaged_pixels(assets, tmp_path, tas
 def test_keep_weight_trains_the_gate_towards_the_undamaged_pixels(assets, tmp_path, task):
     from mixtask.training.losses import keep_loss
 
-    run = setup_run(tiny_options(assets, tmp_path / "run", keep_weight=1.0, adversarial_weight=0.0), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", keep_weight=1.0, adversarial_weight=0.0), no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == task)
     losses = optimize(run, job, prepare(run, job))
     assert set(losses) == {task, f"{task}.keep", "total"} and 0 < losses[f"{task}.keep"] < 10
@@ -146,7 +104,7 @@ def test_keep_weight_trains_the_gate_towards_the_undamaged_pixels(assets, tmp_pa
 def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):
     from mixtask.training.step import job_losses
 
-    run = setup_run(tiny_options(assets, tmp_path / "run", restoration_l1=2.0), _no_ddp())
+    run = setup_run(tiny_options(assets, tmp_path / "run", restoration_l1=2.0), no_ddp())
     job = next(job for job in run.plan.jobs(1) if job.name == "denoise")
     batch = prepare(run, job)
     output = batch.clean + 0.1
@@ -161,7 +119,7 @@ def test_compiled_steps_match_eager_ones(assets, tmp_path):
     results = []
     for compile in (False, True):
         options = tiny_options(assets, tmp_path / f"compile{compile}", adversarial_weight=0.0, compile=compile)
-        run = setup_run(options, _no_ddp())
+        run = setup_run(options, no_ddp())
         job = next(job for job in run.plan.jobs(1) if job.name == "seg")
         batches = [prepare(run, job) for _ in range(2)]
         losses = [optimize(run, job, batch) for batch in batches]
@@ -175,12 +133,6 @@ def test_compiled_steps_match_eager_ones(assets, tmp_path):
     assert len(compiled_grads) == len(eager_grads) > 0
     for x, y in zip(eager_grads, compiled_grads):
         torch.testing.assert_close(y, x, rtol=1e-3, atol=1e-6 + 1e-3 * float(x.abs().max()))
-
-
-def _no_ddp():
-    from mixtask.training.distributed import DistContext
-
-    return DistContext()
 
 
 # ----------------------------------------------------------------------------- Methods 1-3, export
@@ -228,18 +180,10 @@ def test_log_and_previews(assets, tmp_path):
 # ----------------------------------------------------------------------------- resume
 
 
-def _interrupt_at(step: int):
-    def callback(done: int) -> None:
-        if done == step:
-            os.kill(os.getpid(), signal.SIGINT)  # the real signal path: checkpoint, then stop
-
-    return callback
-
-
 def test_two_plus_two_resumed_steps_equal_four_straight(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "straight", stage1_steps=2, checkpoint_every=1)
     straight = train(options, quiet=True)
-    stopped = train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=_interrupt_at(2))
+    stopped = train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=interrupt_at(2))
     assert stopped.interrupted and stopped.steps == 2 and stopped.weights is None
     assert load_checkpoint(tmp_path / "resumed")["step"] == 2
     resumed = train(replace(options, out=str(tmp_path / "resumed")), resume=True, quiet=True)
@@ -258,7 +202,7 @@ def logged_jobs(run_dir: Path) -> list[str]:
 def test_resume_in_stage2_restores_the_stage1_model(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "a", steps=5, stage1_steps=2, mixes=("denoise+style1",))
     straight = train(options, quiet=True)
-    train(replace(options, out=str(tmp_path / "b")), quiet=True, callback=_interrupt_at(3))
+    train(replace(options, out=str(tmp_path / "b")), quiet=True, callback=interrupt_at(3))
     assert load_checkpoint(tmp_path / "b")["teacher"] is not None
     resumed = train(replace(options, out=str(tmp_path / "b")), resume=True, quiet=True)
     a, b = load_weights(straight.weights)[0], load_weights(resumed.weights)[0]
@@ -372,7 +316,7 @@ def test_resume_can_move_the_end_of_stage1_while_in_it(assets, tmp_path):
 
     out = tmp_path / "run"
     options = tiny_options(assets, out, steps=6, stage1_steps=5, mixes=("denoise+style1",), checkpoint_every=1)
-    train(options, quiet=True, callback=_interrupt_at(2))
+    train(options, quiet=True, callback=interrupt_at(2))
     options = resume_options(out, stage1=3)
     assert (options.steps, options.stage1_steps) == (6, 3)
     train(options, resume=True, quiet=True)
@@ -586,7 +530,7 @@ def test_snapshot_exports_the_last_checkpoint_mid_run(assets, tmp_path):
     from mixtask.training.checkpoint import load_checkpoint as read_checkpoint
 
     options = tiny_options(assets, tmp_path / "run", steps=6, checkpoint_every=1)
-    assert train(options, quiet=True, callback=_interrupt_at(2)).interrupted
+    assert train(options, quiet=True, callback=interrupt_at(2)).interrupted
     result = CliRunner().invoke(app, ["snapshot", str(tmp_path / "run"), "-o", str(tmp_path / "snap.safetensors")])
     assert result.exit_code == 0, result.output
     model, info = load_weights(tmp_path / "snap.safetensors")

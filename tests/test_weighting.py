@@ -34,8 +34,8 @@ from mixtask.training.weighting import (
     last_shared_weight,
 )
 from mixtask.weights import load_weights
+from tests.conftest import interrupt_at, make_dataset, no_ddp
 from tests.fakes import tiny_vgg_state
-from tests.test_train import _interrupt_at, _no_ddp, make_dataset
 
 # ----------------------------------------------------------------------------- the methods alone
 
@@ -186,7 +186,7 @@ def test_per_batch_default_is_unchanged(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "run", steps=3)
     assert (options.schedule, options.weighting) == ("per-batch", "equal")
     result = train(options, quiet=True)
-    reference = setup_run(replace(options, out=str(tmp_path / "reference")), _no_ddp())  # the step as it was
+    reference = setup_run(replace(options, out=str(tmp_path / "reference")), no_ddp())  # the step as it was
     expected = []
     for _ in range(3):
         enter_stage2(reference)
@@ -216,7 +216,7 @@ def test_joint_runs_train_and_resume_exactly(assets, tmp_path, weighting):
     learns = weighting in ("uncertainty", "gradnorm")
     assert any(weight != 1.0 for weight in records[-1]["weights"].values()) == learns  # trained with the network
     resumed_options = replace(options, out=str(tmp_path / "resumed"))
-    assert train(resumed_options, quiet=True, callback=_interrupt_at(1)).interrupted
+    assert train(resumed_options, quiet=True, callback=interrupt_at(1)).interrupted
     checkpoint = load_checkpoint(tmp_path / "resumed")
     assert checkpoint["weighting"] is not None and checkpoint["options"]["weighting"] == weighting
     assert resume_options(tmp_path / "resumed").schedule == "joint"
@@ -229,7 +229,7 @@ def test_joint_runs_train_and_resume_exactly(assets, tmp_path, weighting):
 
 def test_dwa_window_state_is_checkpointed(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "run", schedule="joint", weighting="dwa")
-    train(options, quiet=True, callback=_interrupt_at(1))
+    train(options, quiet=True, callback=interrupt_at(1))
     state = load_checkpoint(tmp_path / "run")["weighting"]["_extra_state"]
     assert state["counts"] == {"recon": 1, "inpaint": 1, "denoise": 1, "seg": 1, "style1": 1}
     assert all(value > 0 for value in state["sums"].values())

@@ -15,8 +15,10 @@ candidate only if a probe image stays within `MIN_HALF_PSNR` dB of fp32.
 from __future__ import annotations
 
 import contextlib
+import platform
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -81,6 +83,16 @@ def cpu_has_fast_bf16() -> bool:
         except RuntimeError:  # private helpers: never let them break inference
             continue
     return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name. Read from /proc/cpuinfo: the stdlib's platform.processor() is empty or just the
+    architecture on Linux, and torch does not say."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def check_precision(precision: str, device: torch.device) -> str:

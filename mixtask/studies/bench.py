@@ -101,12 +101,9 @@ def machine_info() -> dict:
     """CPU model, cores, threads torch uses, torch version, date."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from mixtask.inference.devices import cpu_model
+
+    cpu = cpu_model()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from mixtask.errors import MixtaskError
+from mixtask.inference.devices import cpu_has_fast_bf16
 
 
 @dataclass(frozen=True)
@@ -133,15 +133,6 @@ def barrier(ctx: DistContext) -> None:
 # ----------------------------------------------------------------------------- precision
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU does bf16 natively (AVX512-BF16 or AMX), where autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def autocast_dtype(choice: str, device: str) -> torch.dtype | None:
     """The autocast dtype for `--precision` on this device; None means plain fp32."""
     if choice == "fp32":
@@ -151,7 +142,7 @@ def autocast_dtype(choice: str, device: str) -> torch.dtype | None:
     if choice == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_bf16() else None
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import platform
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from mixtask.inference.devices import cpu_model
 from mixtask.tasks import TaskSet
 from mixtask.training.options import stage1_steps
 from mixtask.training.progress import LOG_NAME, read_sessions
@@ -28,14 +27,6 @@ def describe_hardware(device: str, dtype: torch.dtype | None, world_size: int) -
         name = f"{cpu_model()} ({torch.get_num_threads()} threads)"
     precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.")
     return f"{world_size} x {name}, {precision}, torch {torch.__version__}"
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def git_commit() -> str:
