@@ -381,20 +381,20 @@ def test_sigterm_stops_a_folder_run_cleanly_with_143(tmp_path, tiny_weights, rgb
 
 def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_path, rgb_image, monkeypatch):
     from mixtask.fileio import OutputExists, write_bytes_atomic
-    from mixtask.inference import taskmaps
+    from mixtask.inference.conditions import TaskVector
 
     folder = tmp_path / "work"
     folder.mkdir()
     source = folder / "in.png"
     rgb_image.save(source)
     target = folder / "out.png"
-    translate = taskmaps.translate
+    translate = TaskVector.run
 
     def racing(*args, **kwargs):  # the other run finishes its write while we translate
         target.write_bytes(b"the other run's output")
         return translate(*args, **kwargs)
 
-    monkeypatch.setattr(taskmaps, "translate", racing)
+    monkeypatch.setattr(TaskVector, "run", racing)
     result = run(source, "--task", "denoise", "-o", target)
     assert result.exit_code == 1 and "another run wrote it meanwhile" in result.output
     assert target.read_bytes() == b"the other run's output"

@@ -105,7 +105,7 @@ def test_split_map_takes_each_half_from_its_task(translator, tmp_path):
     split = rgb_map(32, 48)
     split[:, :24, 0], split[:, 24:, 1] = 255, 255  # left: style1, right: seg
     task_map = taskmaps.load_task_map(save(tmp_path / "split.png", split), "style1,seg", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     left, right = as_int(uniform(translator, rgb, "style1")), as_int(uniform(translator, rgb, "seg"))
     assert np.abs(left - right).mean() > 5
     np.testing.assert_array_equal(out[:, :24], left[:, :24])  # same size: every pixel is one region's
@@ -118,7 +118,7 @@ def test_small_split_map_is_resized_with_a_soft_boundary(translator, tmp_path):
     small = rgb_map(2, 4)
     small[:, :2, 0], small[:, 2:, 1] = 255, 255
     task_map = taskmaps.load_task_map(save(tmp_path / "small.png", small), "style1,seg", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     left, right = as_int(uniform(translator, rgb, "style1")), as_int(uniform(translator, rgb, "seg"))
     # bilinear 4 -> 48 px: pixel columns 0-17 are pure left, 30-47 pure right, a ramp between
     assert np.abs(out[:, :17] - left[:, :17]).max() <= 1 and np.abs(out[:, 31:] - right[:, 31:]).max() <= 1
@@ -139,7 +139,7 @@ def test_soft_edge_interpolates_between_the_bracketing_runs(translator, tmp_path
     rgb = random_rgb(16, 128)
     codes = ramp_map()
     task_map = taskmaps.load_task_map(save(tmp_path / "ramp.png", codes), "style1,seg", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     # each ramp column is under 1% of the pixels: levels 0, 1/4, ..., 1 (steps of 1/4), on the edge's diagonal
     ran = sorted(tuple(np.round(vector, 6)) for vector in translator.vectors)
     assert ran == sorted((0, 0, 1 - s, s, 0) for s in (0.0, 0.25, 0.5, 0.75, 1.0))
@@ -186,7 +186,7 @@ def test_hard_regions_run_once_per_distinct_value(translator, tmp_path):
     bands = np.zeros((32, 48), np.uint8)
     bands[:, 16:32], bands[:, 32:] = 153, 255
     task_map = taskmaps.load_task_map(save(tmp_path / "bands.png", bands, "L"), "style2", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     assert sorted(vector[4] for vector in translator.vectors) == [0.0, 0.6, 1.0]
     for text, columns in (("recon", slice(0, 16)), ("style2=0.6", slice(16, 32)), ("style2", slice(32, 48))):
         np.testing.assert_array_equal(out[:, columns], as_int(uniform(translator, rgb, text))[:, columns])
@@ -201,7 +201,7 @@ def test_too_many_flat_values_are_quantised_more_coarsely(translator, tmp_path):
     assert (blend.share, blend.step) == (0.05, 0.25)
     assert np.allclose(sorted(blend.strengths[:, 0]), [0, 0.25, 0.5, 0.75, 1])
     task_map = taskmaps.load_task_map(save(tmp_path / "bands.png", bands, "L"), "style1", TASKS)
-    taskmaps.translate(translator, rgb, task_map)
+    task_map.run(translator, rgb)
     assert len(translator.vectors) == 5
 
 
@@ -221,7 +221,7 @@ def test_alpha_scales_the_strengths(translator, tmp_path):
     rgba = np.concatenate([rgb_map(32, 48, red=255), np.full((32, 48, 1), 255, np.uint8)], axis=2)
     rgba[:, 24:, 3] = 0  # transparent right half: style1 off there
     task_map = taskmaps.load_task_map(save(tmp_path / "alpha.png", rgba, "RGBA"), "style1", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     np.testing.assert_array_equal(out[:, :24], as_int(uniform(translator, rgb, "style1"))[:, :24])
     np.testing.assert_array_equal(out[:, 24:], as_int(uniform(translator, rgb, "recon"))[:, 24:])
 
@@ -249,7 +249,7 @@ def test_native_path_passes_per_pixel_vectors_once(tmp_path):
     small[:, :2, 0] = 255
     task_map = taskmaps.load_task_map(save(tmp_path / "m.png", small), "style1", TASKS, base="seg=0.5")
     fake = FakeMapTranslator()
-    out = taskmaps.translate(fake, rgb, task_map)
+    out = task_map.run(fake, rgb)
     (vectors,) = fake.vectors
     assert vectors.shape == (1, len(TASKS), 32, 48)
     np.testing.assert_array_equal(vectors[0, 3].numpy(), task_map.codes_for(48, 32)[..., 0] / np.float32(255))
@@ -289,7 +289,7 @@ def test_native_path_through_a_real_translator(tmp_path):
     split[:, :24, 0] = 255
     task_map = taskmaps.load_task_map(save(tmp_path / "m.png", split), "seg", TASKS)
     counting = Counting(translator)
-    out = as_int(taskmaps.translate(counting, rgb, task_map))
+    out = as_int(task_map.run(counting, rgb))
     assert len(counting.vectors) == 1 and counting.vectors[0].shape == (1, len(TASKS), 32, 48)
     np.testing.assert_array_equal(out[:, :24], as_int(translator.translate_array(rgb, TASKS.parse("seg")))[:, :24])
     np.testing.assert_array_equal(out[:, 24:], as_int(translator.translate_array(rgb, TASKS.parse("recon")))[:, 24:])
@@ -313,12 +313,12 @@ def test_native_path_with_the_topdown_architecture(tmp_path):
     rgb = random_rgb()
     flat = taskmaps.load_task_map(save(tmp_path / "flat.png", rgb_map(4, 4, red=153, green=255)), "style1,seg", TASKS)
     np.testing.assert_array_equal(
-        taskmaps.translate(translator, rgb, flat), translator.translate_array(rgb, TASKS.parse("style1=0.6,seg"))
+        flat.run(translator, rgb), translator.translate_array(rgb, TASKS.parse("style1=0.6,seg"))
     )
     split = rgb_map(32, 48)
     split[:, :24, 0], split[:, 24:, 1] = 255, 255
     task_map = taskmaps.load_task_map(save(tmp_path / "split.png", split), "style1,seg", TASKS)
-    out = as_int(taskmaps.translate(translator, rgb, task_map))
+    out = as_int(task_map.run(translator, rgb))
     assert len(translator.vectors) == 2 and translator.vectors[1].shape == (1, len(TASKS), 32, 48)
     a, b = as_int(uniform(translator, rgb, "style1")), as_int(uniform(translator, rgb, "seg"))
     assert np.abs(out[:, :20] - a[:, :20]).mean() < np.abs(out[:, :20] - b[:, :20]).mean()
@@ -355,7 +355,7 @@ def test_folder_run_resizes_the_map_per_image(translator, tmp_path):
     assert apply_paths([folder], options, translator=translator).exit_code == 0
     task_map = taskmaps.load_task_map(map_file, "style1,denoise", TASKS)
     for name, rgb in rgbs.items():
-        want = taskmaps.translate(translator.inner, rgb, task_map)
+        want = task_map.run(translator.inner, rgb)
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{name}.png")), want)
 
 

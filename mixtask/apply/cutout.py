@@ -51,10 +51,11 @@ def parse_bgcolor(text: str | None) -> tuple[int, ...] | None:
 
 
 def plan_cutout(mode: str | None, bgcolor: str | None, task_set: TaskSet, vector) -> Cutout | None:
-    """The cut-out of a run, or None (no seg in the task); checked before any image is read."""
+    """The cut-out of a run, or None (no seg in the task); checked before any image is read. `vector`: the
+    condition's uniform task vector, None for a task map (no cut-out)."""
     background = parse_bgcolor(bgcolor)
     seg = [i for i, task in enumerate(task_set.tasks) if task.kind == "seg"]
-    has_seg = isinstance(vector, tuple) and bool(seg) and vector[seg[0]] > 0
+    has_seg = vector is not None and bool(seg) and vector[seg[0]] > 0
     if not has_seg:
         if mode is not None or background is not None:
             raise MixtaskError("--cutout and --bgcolor need seg in --task (e.g. --task seg or seg=1,style1=1)")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from mixtask import images
 from mixtask.errors import MixtaskError
-from mixtask.inference import taskmaps
 from mixtask.tasks import TaskSet
 
 STDIO = Path("-")
@@ -67,7 +66,6 @@ class ApplyOptions:
             raise MixtaskError(f"--quality {self.quality} is outside 1..100")
         if images.normalize_format(self.format) not in (None, *images.WRITABLE_FORMATS):
             raise MixtaskError(f"unknown --format {self.format!r}; use png, jpg or webp")
-        taskmaps.check_options(self.task, self.task_map, self.map_tasks)
 
 
 @dataclass(frozen=True)
@@ -98,8 +96,8 @@ class Outcome:
 # ----------------------------------------------------------------------------- planning
 
 
-def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, vector) -> list[Job]:
-    """Expand inputs into jobs and name every output; raises before any file is touched."""
+def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, slug: str) -> list[Job]:
+    """Expand inputs into jobs and name every output (`slug`: the condition's); raises before any file is touched."""
     if not inputs:
         raise MixtaskError("no inputs given; pass image files, folders, or - for stdin")
     if STDIO in inputs:
@@ -109,7 +107,6 @@ def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, vect
         exclude |= {options.task_map.resolve()} if options.task_map else set()  # not an input in a folder scan
         sources = _collect_sources(inputs, options.recursive, exclude, task_set)
         kind = _output_kind(options, many=len(sources) > 1 or any(path.is_dir() for path in inputs))
-        slug = taskmaps.slug(task_set, vector)
         jobs = [_job(source, root, kind, options, slug) for source, root in sources]
     if jobs[0].out_file == STDIO and sys.stdout.isatty():
         raise MixtaskError("stdout is a terminal, not a file; redirect it (> out.png) or give -o FILE")

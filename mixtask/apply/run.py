@@ -56,7 +56,7 @@ from mixtask.apply.plan import (
 )
 from mixtask.errors import MixtaskError
 from mixtask.fileio import OutputExists, write_bytes_atomic
-from mixtask.inference import taskmaps
+from mixtask.inference.conditions import Condition, parse_condition
 
 __all__ = ["PROCESSED", "ApplyOptions", "ApplySummary", "apply_paths", "is_slug", "plan_jobs", "render"]
 
@@ -92,18 +92,16 @@ def apply_paths(inputs: Iterable[Path | str], options: ApplyOptions, console=Non
 
     task_set = translator.task_set if translator else read_info(options.weights).task_set
     # an unknown task or a bad task map fails here, before any file is touched
-    vector = taskmaps.condition(options.task, options.task_map, options.map_tasks, task_set)
-    jobs = plan_jobs([Path(path) for path in inputs], options, task_set, vector)
+    condition = parse_condition(options.task, options.task_map, options.map_tasks, task_set)
+    jobs = plan_jobs([Path(path) for path in inputs], options, task_set, condition.slug)
     translator = translator or _load_translator(options)
-    # a mix or strength the architecture cannot take: one error, not one per file
-    native = taskmaps.takes_maps(translator)
-    translator.check_task(vector if isinstance(vector, tuple) else taskmaps.vectors_to_check(vector, native))
-    cut = cutout.plan_cutout(options.cutout, options.bgcolor, task_set, vector)
-    user_mask = usermask.plan_user_mask(options.mask, task_set, vector)
+    condition.check(translator)  # a mix or strength the architecture cannot take: one error, not one per file
+    cut = cutout.plan_cutout(options.cutout, options.bgcolor, task_set, condition.uniform)
+    user_mask = usermask.plan_user_mask(options.mask, task_set, condition.uniform)
     summary = ApplySummary()
     try:
         with Reporter(console, len(jobs)) as reporter:
-            run = _Run(translator, vector, options, Targets(jobs, options), cut, user_mask)
+            run = _Run(translator, condition, options, Targets(jobs, options), cut, user_mask)
             _run(jobs, run, summary, reporter.advance)
     finally:
         print_summary(summary, console, len(jobs))
@@ -123,7 +121,7 @@ class _Run:
     """What the loop needs besides the job: shared by its small steps."""
 
     translator: object
-    vector: tuple
+    condition: Condition
     options: ApplyOptions
     targets: Targets
     cutout: cutout.Cutout | None = None  # seg's rendering (mixtask.apply.cutout), None without seg
@@ -204,17 +202,18 @@ def _translated(run: _Run, loaded: images.LoadedImage, job: Job):
     if run.user_mask is not None:
         height, width = loaded.rgb.shape[:2]
         mask = run.user_mask.for_image(None if job.source == STDIO else job.source, height, width)
-    return render(run.translator, loaded, run.vector, run.cutout, mask)
+    return render(run.translator, loaded, run.condition, run.cutout, mask)
 
 
-def render(translator, loaded: images.LoadedImage, vector, cut: cutout.Cutout | None = None, mask=None):
+def render(translator, loaded: images.LoadedImage, condition: Condition, cut: cutout.Cutout | None = None, mask=None):
     """The output as a PIL image: the translation with the input's alpha kept, seg's cut-out (`cut`, from
-    `cutout.plan_cutout`), or with a user `mask` (H, W) bool an inpainting of the masked pixels only."""
+    `cutout.plan_cutout`), or with a user `mask` (H, W) bool an inpainting of the masked pixels only (both
+    planned for a uniform condition only)."""
     if mask is not None:
-        return images.to_pil(usermask.inpaint(translator, loaded.rgb, mask, vector), loaded.alpha)
+        return images.to_pil(usermask.inpaint(translator, loaded.rgb, mask, condition.uniform), loaded.alpha)
     if cut is None or cut.mode == "black":
-        return images.to_pil(taskmaps.translate(translator, loaded.rgb, vector), loaded.alpha)
-    rgb, alpha, grey = cutout.render(translator, loaded.rgb, cut, vector)
+        return images.to_pil(condition.run(translator, loaded.rgb), loaded.alpha)
+    rgb, alpha, grey = cutout.render(translator, loaded.rgb, cut, condition.uniform)
     if grey is not None:
         return images.grey_pil(grey)
     if alpha is not None and loaded.alpha is not None:  # the input's own transparency stays transparent

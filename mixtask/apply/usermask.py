@@ -57,7 +57,7 @@ def plan_user_mask(path: Path | None, task_set: TaskSet, vector) -> UserMask | N
     if path is None:
         return None
     inpaint = [i for i, task in enumerate(task_set.tasks) if task.kind == "inpaint"]
-    if not inpaint or not isinstance(vector, tuple) or [i for i, v in enumerate(vector) if v > 0] != inpaint[:1]:
+    if not inpaint or vector is None or [i for i, v in enumerate(vector) if v > 0] != inpaint[:1]:  # None: a map
         raise MixtaskError("--mask goes with --task inpaint alone (every pixel outside the mask is kept as it is)")
     if not path.exists():
         raise MixtaskError(f"--mask {path}: no such file or folder")

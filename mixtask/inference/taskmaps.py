@@ -109,6 +109,31 @@ class TaskMap:
             self._blends[key] = plan_blend(codes)
         return self._blends[key]
 
+    # the interface it shares with `conditions.TaskVector`
+
+    uniform = None  # strengths vary per pixel: no one task vector
+
+    def check(self, translator) -> None:
+        """The task vectors this map runs at its own size, checked against the architecture once up front: per
+        pixel, (1, tasks, h, w), when it takes maps, else one per blend run, (runs, tasks)."""
+        if takes_maps(translator):
+            translator.check_task(self.vectors(self.codes)[None])
+        else:
+            translator.check_task(np.array([self.vector(strengths) for strengths in self.blend(self.codes).strengths]))
+
+    def run(self, translator, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 under this map -> (H, W, 3) uint8."""
+        import torch
+
+        codes = self.codes_for(rgb.shape[1], rgb.shape[0])
+        x = from_uint8(rgb)[None]
+        with torch.inference_mode():
+            if takes_maps(translator):
+                y = translator.translate_tensor(x, torch.from_numpy(self.vectors(codes))[None])[0]
+            else:
+                y = _blended(translator, x, self, self.blend(codes))
+            return to_array(y)
+
 
 # ----------------------------------------------------------------------------- options and loading
 
@@ -121,14 +146,6 @@ def check_options(task: str | None, task_map: Path | None, map_tasks: str | None
         raise MixtaskError("--task-map needs --map-tasks: the tasks its R, G, B channels drive, e.g. style1,seg")
     if task is None and task_map is None:
         raise MixtaskError("give --task (e.g. --task seg), or a task map: --task-map MAP --map-tasks NAMES")
-
-
-def condition(task: str | None, task_map: Path | None, map_tasks: str | None, task_set: TaskSet):
-    """What `apply` runs: a task vector, or a TaskMap (with --task as its base) when a map is given."""
-    check_options(task, task_map, map_tasks)
-    if task_map is None:
-        return task_set.parse(task)
-    return load_task_map(task_map, map_tasks, task_set, base=task)
 
 
 def load_task_map(path: Path | str, map_tasks: str, task_set: TaskSet, base: str | None = None) -> TaskMap:
@@ -184,37 +201,7 @@ def map_slug(path: Path, task_set: TaskSet, base: tuple[float, ...]) -> str:
     return f"{task_set.slug(base)}+{slug}" if any(base) else slug
 
 
-def slug(task_set: TaskSet, condition) -> str:
-    """The output-name slug of a task vector or a TaskMap."""
-    return condition.slug if isinstance(condition, TaskMap) else task_set.slug(condition)
-
-
 # ----------------------------------------------------------------------------- running
-
-
-def translate(translator, rgb: np.ndarray, condition) -> np.ndarray:
-    """(H, W, 3) uint8 under a task vector or a TaskMap -> (H, W, 3) uint8."""
-    if not isinstance(condition, TaskMap):
-        return translator.translate_array(rgb, condition)
-    import torch
-
-    codes = condition.codes_for(rgb.shape[1], rgb.shape[0])
-    x = from_uint8(rgb)[None]
-    with torch.inference_mode():
-        if takes_maps(translator):
-            y = translator.translate_tensor(x, torch.from_numpy(condition.vectors(codes))[None])[0]
-        else:
-            y = _blended(translator, x, condition, condition.blend(codes))
-        return to_array(y)
-
-
-def vectors_to_check(task_map: TaskMap, native: bool) -> np.ndarray:
-    """The task vectors a map runs at its own size: per pixel, (1, tasks, h, w), when the architecture takes
-    maps (`native`), else one per blend run, (runs, tasks). Checked once up front: a folder run then stops
-    before its first file, not once per file, when the architecture cannot take them."""
-    if native:
-        return task_map.vectors(task_map.codes)[None]
-    return np.array([task_map.vector(strengths) for strengths in task_map.blend(task_map.codes).strengths])
 
 
 def takes_maps(translator) -> bool:

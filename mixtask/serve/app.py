@@ -29,6 +29,7 @@ from mixtask import images
 from mixtask.apply import cutout
 from mixtask.apply.run import render
 from mixtask.errors import MixtaskError
+from mixtask.inference.conditions import task_vector
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_WAITING = 8
@@ -132,7 +133,7 @@ def create_app(translator, *, max_bytes: int = MAX_BYTES, max_waiting: int = MAX
         if cut is not None and format_name == "jpeg":
             cut = replace(cut, background=(255, 255, 255))  # JPEG has no alpha: the cut-out on white
         with network:
-            output = render(translator, loaded, vector, cut)
+            output = render(translator, loaded, task_vector(task_set, vector), cut)
         return images.encode(output, format_name, 92, loaded.icc_profile if output.mode != "L" else None)
 
     return app
