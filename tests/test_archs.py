@@ -415,3 +415,13 @@ def test_apply_refuses_a_mix_in_one_line(trained, tmp_path):
     message = "mixtask: error: the single architecture cannot mix tasks (one task at a time)"
     assert result.output.strip().splitlines() == [message]
     assert not list(tmp_path.glob("photo.*.png"))
+
+
+def test_every_registered_architecture_keeps_the_contract():
+    from mixtask.nets.base import TaskNet
+
+    for name in names():
+        cls = architecture_class(name)
+        assert issubclass(cls, TaskNet), name
+        assert all(isinstance(getattr(cls, flag), bool) for flag in ("mixes", "continuous", "task_maps"))
+        assert cls.forward is not TaskNet.forward and cls.forward_any_size is not TaskNet.forward_any_size, name

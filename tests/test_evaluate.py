@@ -15,6 +15,7 @@ from mixtask.cli import app
 from mixtask.evaluation import inputs as eval_inputs
 from mixtask.evaluation import run as evaluate
 from mixtask.evaluation.run import Backbones, EvalOptions, run_evaluation
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ModelConfig
 from mixtask.tasks import Task, TaskSet
 from mixtask.weights import read_info, save_weights
@@ -56,8 +57,11 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
-class IdentityModel(torch.nn.Module):
+class IdentityModel(TaskNet):
     """The trivially perfect reconstruction: output = input, whatever the task vector."""
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return x

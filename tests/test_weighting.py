@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from mixtask.cli import app
 from mixtask.errors import MixtaskError
+from mixtask.nets.base import TaskNet
 from mixtask.training import StyleSpec, TrainOptions, enter_stage2, optimize, prepare, resume_options, setup_run, train
 from mixtask.training import options as options_module
 from mixtask.training.checkpoint import load_checkpoint
@@ -128,8 +129,8 @@ def test_gradnorm_watches_the_last_conv_of_the_film_network():
 
 
 def test_gradnorm_needs_a_named_shared_layer_in_a_network_with_per_task_parts():
-    class Branches(nn.Module):
-        unused_parameters = True  # as mixtask.nets.registry' per-task networks declare
+    class Branches(TaskNet):
+        unused_parameters = True  # as the per-task networks of mixtask.nets declare
 
         def __init__(self):
             super().__init__()

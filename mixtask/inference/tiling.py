@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -43,8 +44,28 @@ DEFAULT_TILE = {"cpu": 1024, "cuda": 2048}
 ENCODER_HALO = 8  # full-resolution pixels; layers 0-2 see 7 px beyond a tile's core
 DECODER_HALO = 4  # bottleneck pixels (16 full-resolution); layers 13-14 + output conv see 3
 BAND_ROWS = 64  # bottleneck rows per residual-conv call in the streamed pass
+
+
 # Peak memory of an untiled pass per pixel, measured (2048x2048, full-width model, output
 # included); half precision keeps the first two layers in fp32, so it saves less than half.
+class StreamableNet(Protocol):
+    """What streaming needs from an engine (`translator.InferenceNet` is one): the network's stages run on any
+    window, with the whole image's statistics passed in (`stats`: one entry per normed layer, filled here)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    gated: bool  # the gated head: its input statistics are whole-image too
+    relus: list[bool]  # one per normed layer
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor: ...
+    def channel_stats(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def encode(self, x: torch.Tensor, film, stats: list, stop: int | None = None) -> torch.Tensor: ...
+    def normalize(self, index: int, y: torch.Tensor, film, stats: list) -> torch.Tensor: ...
+    def bottleneck(self, h: torch.Tensor, film, stats: list, band: int | None = None) -> torch.Tensor: ...
+    def decode(self, h: torch.Tensor, film, stats: list, stop: int | None = None) -> torch.Tensor: ...
+    def finish(self, raw: torch.Tensor, x: torch.Tensor, stats) -> torch.Tensor: ...
+
+
 UNTILED_BYTES_PER_PIXEL = {"fp32": 420, "half": 320}
 CPU_UNTILED_BUDGET = 2 << 30  # bytes (untiled up to 5.1 MP in fp32, 6.7 MP in bf16); at most RAM / 4
 
@@ -70,7 +91,7 @@ def untiled_pixel_budget(device: torch.device, dtype: torch.dtype) -> int:
     return budget // per_pixel
 
 
-def use_tiles(height: int, width: int, tile: int | None, net) -> bool:
+def use_tiles(height: int, width: int, tile: int | None, net: StreamableNet) -> bool:
     """Tile when asked to and the image is larger than one tile, or (automatic) when it is too big."""
     if tile is not None:
         return height > tile or width > tile
@@ -115,12 +136,12 @@ def _window(start: int, stop: int, halo: int, size: int) -> tuple[int, int]:
     return max(start - halo, 0), min(stop + halo, size)
 
 
-def _merge(running: RunningStats, net, core: torch.Tensor) -> None:
+def _merge(running: RunningStats, net: StreamableNet, core: torch.Tensor) -> None:
     mean, var = net.channel_stats(core.contiguous(memory_format=CL))
     running.add(mean, var, core.shape[2] * core.shape[3])
 
 
-def encode_streamed(net, x: torch.Tensor, film, tile: int, stats: list) -> torch.Tensor:
+def encode_streamed(net: StreamableNet, x: torch.Tensor, film, tile: int, stats: list) -> torch.Tensor:
     """Stage 1: the normalised bottleneck (1, C, H/4, W/4) of image x (1, 3, H, W), H, W multiples of 4."""
     height, width = x.shape[-2:]
     bottleneck = None
@@ -141,7 +162,7 @@ def encode_streamed(net, x: torch.Tensor, film, tile: int, stats: list) -> torch
     return net.normalize(2, bottleneck, film, stats)
 
 
-def decode_streamed(net, h: torch.Tensor, film, tile: int, stats: list, write: Callable) -> None:
+def decode_streamed(net: StreamableNet, h: torch.Tensor, film, tile: int, stats: list, write: Callable) -> None:
     """Stage 3: decoder statistics passes, then `write(output_core, top, left)` per tile."""
     height, width = h.shape[-2:]
     first = len(net.relus) - 2
@@ -162,7 +183,7 @@ def decode_streamed(net, h: torch.Tensor, film, tile: int, stats: list, write: C
 
 
 @torch.inference_mode()
-def stream(net, x: torch.Tensor, film, tile: int | None, write: Callable) -> None:
+def stream(net: StreamableNet, x: torch.Tensor, film, tile: int | None, write: Callable) -> None:
     """Run `net` over image x (1, 3, H, W), H and W multiples of 4, tile by tile.
 
     x may be uint8 or float and stay on the CPU: each tile is moved and converted on its own.
@@ -181,7 +202,7 @@ def stream(net, x: torch.Tensor, film, tile: int | None, write: Callable) -> Non
     decode_streamed(net, h, film, tile, stats, finish)
 
 
-def input_stats_streamed(net, x: torch.Tensor, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+def input_stats_streamed(net: StreamableNet, x: torch.Tensor, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole input's per-channel (mean, std), (1, 3, 1, 1), merged over tiles."""
     running = RunningStats()
     for top, bottom, left, right in grid(*x.shape[-2:], tile):

@@ -1,7 +1,7 @@
 """What an architecture can be asked, and the one-line errors when it is asked for more.
 
-Every architecture of `mixtask.nets.registry` says what it can do with three class attributes:
-`mixes` (more than one task at once), `continuous` (strengths between 0 and 1) and
+Every architecture of `mixtask.nets.registry` is a `nets.base.TaskNet` and says what it can do with three
+class attributes: `mixes` (more than one task at once), `continuous` (strengths between 0 and 1) and
 `task_maps` (per-pixel task vectors). Inference, training and evaluation read them here, so
 the rules and their messages live in one place.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mixtask.errors import MixtaskError
+from mixtask.nets.base import TaskNet
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,8 @@ class Capabilities:
         return f"the {self.arch} architecture cannot take strengths between 0 and 1 (only 0 or 1)"
 
 
-def of_class(arch: str, cls: type) -> Capabilities:
-    flags = {name: bool(getattr(cls, name)) for name in ("mixes", "continuous", "task_maps") if hasattr(cls, name)}
-    return Capabilities(arch, **flags)
+def of_class(arch: str, cls: type[TaskNet]) -> Capabilities:
+    return Capabilities(arch, mixes=cls.mixes, continuous=cls.continuous, task_maps=cls.task_maps)
 
 
 def of_model(model) -> Capabilities:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ModelConfig, forward_any_size
 from mixtask.nets.trunk import (
     OutputHead,
@@ -62,7 +63,7 @@ class ChannelAttention(nn.Module):
         return torch.addcmul(out[:, self.channels :, None, None].to(h.dtype), h, scale)
 
 
-class CCAMNet(nn.Module):
+class CCAMNet(TaskNet):
     """Plain Johnson trunk with three task-conditioned channel attentions (see module doc)."""
 
     mixes, continuous, task_maps = True, True, False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import (
     DECODER,
     ENCODER,
@@ -40,7 +41,7 @@ from mixtask.nets.trunk import (
 )
 
 
-class EncInNet(nn.Module):
+class EncInNet(TaskNet):
     """Plain-IN encoder; residual blocks and up-sampling convs with IN + FiLM (see module doc)."""
 
     mixes, continuous, task_maps = True, True, False

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixtask.choices import HEADS
+from mixtask.nets.base import TaskNet
 from mixtask.nets.registry import names as architecture_names
 
 
@@ -241,7 +242,7 @@ def apply_head(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch
     return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
 
 
-class MixNet(nn.Module):
+class MixNet(TaskNet):
     """Johnson encoder-decoder with IN + FiLM after every conv but the last."""
 
     mixes, continuous, task_maps = True, True, False  # what it can do (see mixtask.nets.registry)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from mixtask.errors import MixtaskError
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ConvLayer, ModelConfig, apply_head, forward_any_size, layer_shapes, output_channels
 from mixtask.nets.trunk import JohnsonTrunk, conv_params, plain_johnson_params
 
@@ -71,7 +72,7 @@ def selections(c: torch.Tensor, num_tasks: int) -> list[int]:
     return chosen
 
 
-class PiggybackNet(nn.Module):
+class PiggybackNet(TaskNet):
     """A frozen plain Johnson base; per task, binary masks on its conv weights and norm affines."""
 
     mixes, continuous, task_maps = False, False, False

@@ -1,12 +1,8 @@
 """The architectures by name: the paper's FiLM network and the other ways of sharing one network between tasks
 (issue 5). Adding one means writing its module (the interface below) and one line in `_REGISTRY`, nothing else.
 
-`film` itself lives in `mixtask.nets.film` (MixNet). Every architecture here is an `nn.Module`
-built from a `ModelConfig` with `forward(x, c)` (x: (B, 3, H, W) in [0, 1], sides multiples
-of 4; c: (B, tasks) task vectors), `forward_any_size(x, c)` (any H, W) and three class attributes
-saying what it can do: `mixes` (more than one task at once), `continuous` (strengths between
-0 and 1) and `task_maps` (c may also be per-pixel, (B, tasks, H, W)). Each module also
-exposes `parameter_count(config)`, the closed-form parameter count its tests pin.
+`film` itself lives in `mixtask.nets.film` (MixNet). Every architecture is a `mixtask.nets.base.TaskNet` (the
+contract: constructor, forward, capability flags, hooks) and its module exposes `parameter_count(config)`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ModelConfig, forward_any_size
 from mixtask.nets.trunk import (
     OutputHead,
@@ -58,7 +59,7 @@ def branch_weights(c: torch.Tensor) -> torch.Tensor:
     return torch.cat([recon, tasks], dim=1)
 
 
-class SharedEncoderNet(nn.Module):
+class SharedEncoderNet(TaskNet):
     """One shared encoder; branches[0] reconstructs, branches[i + 1] does task i (see module doc)."""
 
     mixes, continuous, task_maps = True, True, False

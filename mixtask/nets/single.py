@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mixtask.errors import MixtaskError
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ModelConfig, forward_any_size
 from mixtask.nets.trunk import PlainJohnson, plain_johnson_params, sum_by_rows
 
@@ -30,7 +31,7 @@ def network_index(c: torch.Tensor) -> torch.Tensor:
     return torch.where(ones.any(dim=1), ones.int().argmax(dim=1) + 1, 0)
 
 
-class SingleTaskNets(nn.Module):
+class SingleTaskNets(TaskNet):
     """nets[0] reconstructs, nets[i + 1] does task i; each sample runs through its own network."""
 
     mixes, continuous, task_maps = False, False, False

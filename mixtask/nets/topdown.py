@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixtask.errors import MixtaskError
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import ConvLayer, ModelConfig, apply_head, forward_any_size, layer_shapes
 from mixtask.nets.trunk import AffineNorm, JohnsonTrunk, conv_params, plain_johnson_params
 
@@ -62,7 +63,7 @@ def zero_conv(c_in: int, c_out: int) -> nn.Conv2d:
     return conv
 
 
-class TopDownNet(nn.Module):
+class TopDownNet(TaskNet):
     """BU1 -> TD (task embedding + lateral BU1 features) -> modulated BU2 (see the module docstring)."""
 
     mixes, continuous, task_maps = True, True, True

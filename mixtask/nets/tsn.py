@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixtask.nets.base import TaskNet
 from mixtask.nets.film import (
     ENCODER,
     ConvLayer,
@@ -75,7 +76,7 @@ class MappingNetwork(nn.Module):
         return z
 
 
-class TaskSwitchingNet(nn.Module):
+class TaskSwitchingNet(TaskNet):
     """Plain encoder, AdaIN-switched U-Net decoder (see the module docstring)."""
 
     mixes, continuous, task_maps = True, True, False

@@ -84,7 +84,7 @@ def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
 
     device_ids = [torch.device(ctx.device).index] if ctx.device.startswith("cuda") else None
     # Architectures with a branch per task (sharedenc, single) leave the other branches out of a step.
-    unused = getattr(model, "unused_parameters", False)
+    unused = model.unused_parameters
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
 
 

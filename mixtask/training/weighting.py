@@ -226,17 +226,17 @@ def build_weighting(name: str, names: Sequence[str], net: nn.Module, reduce: Red
 
 
 def last_shared_weight(net: nn.Module) -> torch.Tensor:
-    """GradNorm's W: `net.shared_weight()` where an architecture defines one, else its last conv's weight.
+    """GradNorm's W: `net.shared_weight()` where an architecture names one, else its last conv's weight.
 
     In the FiLM network every layer is shared by all tasks (the FiLM generator only modulates
     them), so the last shared layer is the output conv. An architecture with per-task parts
     (`unused_parameters`: a branch or mask per task) must name its last shared layer itself.
     """
-    hook = getattr(net, "shared_weight", None)
-    if callable(hook):
-        return hook()
+    named = net.shared_weight()
+    if named is not None:
+        return named
     convs = [module for module in net.modules() if isinstance(module, nn.Conv2d)]
-    if getattr(net, "unused_parameters", False) or not convs:
+    if net.unused_parameters or not convs:
         raise MixtaskError(
             f"--weighting gradnorm needs the last layer every task shares, and {type(net).__name__} does not "
             "name one (it has per-task parts): use another --weighting, or give the network a shared_weight() method"
