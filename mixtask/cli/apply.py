@@ -26,7 +26,7 @@ MASK_HELP = (
 )
 CUTOUT_HELP = (
     "With seg in the task: alpha (RGBA, alpha = the object mask, colours times the mask as rembg writes them), "
-    "black (the network's output, background black) or mask (the mask, 8-bit grey).  [default: alpha]"
+    "black (the network's output, background black) or mask (the mask, 8-bit grey).  \\[default: alpha]"
 )
 
 

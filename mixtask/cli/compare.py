@@ -33,7 +33,7 @@ def compare_command(
     style: list[str] = typer.Option([], "--style", help=STYLE_HELP),
     width: int = typer.Option(32, "--width", help="Base channels of every network."),
     eval_count: int = typer.Option(16, "--eval-count", help="Evaluation samples per task and per mix."),
-    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for the style loss [default: $MIXTASK_VGG or shared]"),
+    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for style losses \\[default: $MIXTASK_VGG or shared]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
 ) -> None:
     """Train every architecture at the same budget; table and plot of quality, size and speed."""

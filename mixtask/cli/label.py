@@ -8,7 +8,7 @@ import typer
 
 from mixtask.cli.common import user_errors
 
-MODEL_HELP = "Salient-object ONNX model (U²-Net-p conventions) [default: u2netp.onnx in --teachers' default folder]"
+MODEL_HELP = "Salient-object ONNX model (U²-Net-p conventions) \\[default: u2netp.onnx in --teachers' default folder]"
 
 
 EXAMPLES = (  # shown after the options of --help

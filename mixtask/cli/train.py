@@ -9,12 +9,13 @@ import typer
 from mixtask.choices import BALANCES, COMPOSITES, HEADS, SCHEDULES, SEG_LOSSES, STYLE_LOSSES, WEIGHTINGS
 from mixtask.cli.common import Precision, choice_enum, user_errors
 from mixtask.nets import registry as archs
+from mixtask.training.options import TrainOptions  # no torch: the defaults
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
 METHOD_HELP = (
     "1: single tasks only; 2: mixes with the summed member losses; 3: synthesise mixes (two stages).  "
-    "[default: 3; 1 for an --arch that cannot mix]"
+    "\\[default: 3; 1 for an --arch that cannot mix]"
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.nets)."
 RESUME_HELP = (
@@ -23,7 +24,7 @@ RESUME_HELP = (
 )
 COMPOSITES_HELP = (
     "Seg composites: pasted = any background crop, the mask is the cut-out's; plain = backgrounds whose own "
-    "mask covers < 2 %; union = any background, its own mask joined to the cut-out's.  [default: pasted]"
+    "mask covers < 2 %; union = any background, its own mask joined to the cut-out's.  \\[default: pasted]"
 )
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
@@ -40,7 +41,7 @@ RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image 
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
     "Per-batch schedule: draw some jobs more (or less) often, JOB=WEIGHT,... e.g. seg=3,inpaint=2 "
-    "(jobs: recon, the tasks, the mixes; others keep 1).  [default: uniform]"
+    "(jobs: recon, the tasks, the mixes; others keep 1).  \\[default: uniform]"
 )
 
 
@@ -72,49 +73,75 @@ def train_command(
     style: list[str] = typer.Option([], "--style", help=STYLE_HELP),
     mix: list[str] = typer.Option([], "--mix", help=MIX_HELP),
     mix_method: int = typer.Option(None, "--mix-method", min=1, max=3, help=METHOD_HELP, show_default=False),
-    steps: int = typer.Option(None, "--steps", help="Optimiser steps in all  [default: 2000]"),
-    stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 [default: half]"),
-    size: int = typer.Option(None, "--size", help="Training crop side in pixels (multiple of 4)  [default: 256]"),
-    batch: int = typer.Option(4, "--batch", help="Images per mini-batch (per process under torchrun)."),
-    lr: float = typer.Option(None, "--lr", help="Adam learning rate (with --resume: from here on)  [default: 1e-4]"),
-    seed: int = typer.Option(0, "--seed"),
-    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for the style loss [default: $MIXTASK_VGG or shared]"),
-    content_weight: float = typer.Option(1.0, "--content-weight", help="Perceptual loss: content term."),
-    style_weight: float = typer.Option(10.0, "--style-weight", help="Perceptual loss: Gram (style) term."),
-    tv_weight: float = typer.Option(50.0, "--tv-weight", help="Perceptual loss: total variation term."),
-    adversarial_weight: float = typer.Option(0.01, "--adversarial-weight", help="Seg PatchGAN weight; 0: off."),
-    style_loss: StyleLoss = typer.Option(StyleLoss.teacher, "--style-loss", help=STYLE_LOSS_HELP),
-    seg_loss: SegLoss = typer.Option(SegLoss.mask, "--seg-loss", help=SEG_LOSS_HELP),
-    mask_weight: float = typer.Option(1.0, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."),
+    steps: int = typer.Option(None, "--steps", help=f"Optimiser steps in all (default {TrainOptions.steps})."),
+    stage1_steps: int = typer.Option(None, "--stage1-steps", help="Method 3: steps of stage 1 \\[default: half]"),
+    size: int = typer.Option(
+        None, "--size", help=f"Training crop side in pixels, a multiple of 4 (default {TrainOptions.size})."
+    ),
+    batch: int = typer.Option(
+        TrainOptions.batch, "--batch", help="Images per mini-batch (per process under torchrun)."
+    ),
+    lr: float = typer.Option(
+        None, "--lr", help=f"Adam learning rate, with --resume from here on (default {TrainOptions.lr:g})."
+    ),
+    seed: int = typer.Option(TrainOptions.seed, "--seed"),
+    vgg: Path = typer.Option(None, "--vgg", help="VGG16 weights for style losses \\[default: $MIXTASK_VGG or shared]"),
+    content_weight: float = typer.Option(
+        TrainOptions.content_weight, "--content-weight", help="Perceptual loss: content term."
+    ),
+    style_weight: float = typer.Option(
+        TrainOptions.style_weight, "--style-weight", help="Perceptual loss: Gram (style) term."
+    ),
+    tv_weight: float = typer.Option(
+        TrainOptions.tv_weight, "--tv-weight", help="Perceptual loss: total variation term."
+    ),
+    adversarial_weight: float = typer.Option(
+        TrainOptions.adversarial_weight, "--adversarial-weight", help="Seg PatchGAN weight; 0: off."
+    ),
+    style_loss: StyleLoss = typer.Option(StyleLoss(TrainOptions.style_loss), "--style-loss", help=STYLE_LOSS_HELP),
+    seg_loss: SegLoss = typer.Option(SegLoss(TrainOptions.seg_loss), "--seg-loss", help=SEG_LOSS_HELP),
+    mask_weight: float = typer.Option(
+        TrainOptions.mask_weight, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."
+    ),
     composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
-    damage_weight: float = typer.Option(0.0, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
-    keep_weight: float = typer.Option(0.0, "--keep-weight", help=KEEP_WEIGHT_HELP),
-    restoration_l1: float = typer.Option(0.0, "--restoration-l1", help=RESTORATION_L1_HELP),
-    teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder [default: ../shared/teachers]"),
+    damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
+    keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
+    restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
+    teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder \\[default: ../shared/teachers]"),
     init: Path = typer.Option(None, "--init", help=INIT_HELP),
     masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
-    balance: Balance = typer.Option(Balance.ema, "--balance", help="ema: divide each task's loss by its running mean."),
-    schedule: Schedule = typer.Option(Schedule("per-batch"), "--schedule", help=SCHEDULE_HELP),
-    weighting: Weighting = typer.Option(Weighting.equal, "--weighting", help=WEIGHTING_HELP),
+    balance: Balance = typer.Option(
+        Balance(TrainOptions.balance), "--balance", help="ema: divide each task's loss by its running mean."
+    ),
+    schedule: Schedule = typer.Option(Schedule(TrainOptions.schedule), "--schedule", help=SCHEDULE_HELP),
+    weighting: Weighting = typer.Option(Weighting(TrainOptions.weighting), "--weighting", help=WEIGHTING_HELP),
     job_weights: str = typer.Option(None, "--job-weights", help=JOB_WEIGHTS_HELP, show_default=False),
-    width: int = typer.Option(32, "--width", help="Base channels of the network (the paper: 32)."),
-    res_blocks: int = typer.Option(5, "--res-blocks", help="Residual blocks (the paper: 5)."),
-    film_layers: int = typer.Option(1, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."),
-    arch: Arch = typer.Option("film", "--arch", help=ARCH_HELP),
-    head: Head = typer.Option(Head.gated, "--head", help=HEAD_HELP),
-    precision: Precision = typer.Option(Precision.auto, "--precision", help="auto: bf16 where the CPU/GPU has it."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    width: int = typer.Option(TrainOptions.width, "--width", help="Base channels of the network (the paper: 32)."),
+    res_blocks: int = typer.Option(TrainOptions.res_blocks, "--res-blocks", help="Residual blocks (the paper: 5)."),
+    film_layers: int = typer.Option(
+        TrainOptions.film_layers, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."
+    ),
+    arch: Arch = typer.Option(TrainOptions.arch, "--arch", help=ARCH_HELP),
+    head: Head = typer.Option(Head(TrainOptions.head), "--head", help=HEAD_HELP),
+    precision: Precision = typer.Option(
+        Precision(TrainOptions.precision), "--precision", help="auto: bf16 where the CPU/GPU has it."
+    ),
+    device: str = typer.Option(TrainOptions.device, "--device", help="auto, cpu or cuda."),
     compile: bool = typer.Option(None, "--compile/--no-compile", help=COMPILE_HELP, show_default=False),
     synth: Path = typer.Option(None, "--synth", help="Folder from `mixtask synth`: extra mixed samples (method 3)."),
-    preview_every: int = typer.Option(250, "--preview-every", help="Preview sheet every N steps; 0: never."),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Checkpoint every N steps (and on Ctrl-C)."),
+    preview_every: int = typer.Option(
+        TrainOptions.preview_every, "--preview-every", help="Preview sheet every N steps; 0: never."
+    ),
+    checkpoint_every: int = typer.Option(
+        TrainOptions.checkpoint_every, "--checkpoint-every", help="Checkpoint every N steps (and on Ctrl-C)."
+    ),
     evaluate: bool = typer.Option(False, "--eval", help="Score the final weights on DATA's val split (eval.json)."),
     resume: Path = typer.Option(None, "--resume", help=RESUME_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train the FiLM network on inpaint, denoise, seg, the given styles and their mixes."""
     from mixtask.errors import MixtaskError
-    from mixtask.training import TrainOptions, default_command, parse_style, resume_options, train
+    from mixtask.training import default_command, parse_style, resume_options, train
 
     if resume is not None:
         if data or out or style:
@@ -130,13 +157,13 @@ def train_command(
     else:
         options = TrainOptions(
             data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,
-            mix_method=resolve_mix_method(mix_method, arch.value), arch=arch.value, steps=steps or 2000,
-            stage1_steps=stage1_steps, size=size or 256, batch=batch,
+            mix_method=resolve_mix_method(mix_method, arch.value), arch=arch.value, steps=steps or TrainOptions.steps,
+            stage1_steps=stage1_steps, size=size or TrainOptions.size, batch=batch,
             lr=TrainOptions.lr if lr is None else lr,  # None: not given (on --resume: keep the run's)
             seed=seed, vgg=None if vgg is None else str(vgg), content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
-            composites=(composites or Composites.pasted).value,
+            composites=composites.value if composites else TrainOptions.composites,
             damage_weight=damage_weight,
             keep_weight=keep_weight,
             restoration_l1=restoration_l1,

@@ -15,7 +15,6 @@ _LAZY = {
     "load_dataset": "mixtask.data.dataset",
     "default_max_side": "mixtask.data.decode",
     "SampleMaker": "mixtask.data.sampling",
-    "benchmark": "mixtask.data.sampling",
     "CORRUPTIONS": "mixtask.data.corruptions",
     "add_holes": "mixtask.data.corruptions",
     "add_scratches": "mixtask.data.corruptions",

@@ -22,70 +22,60 @@ self-describing safetensors file (`mixtask.weights.save_weights`).
 Modules, in the order data flows: `options` (TrainOptions) -> `plan` (tasks, mixes, jobs) ->
 `setup` (builds the `state.Run`) -> `loop` (steps via `step`, `batches` and `weighting`; `stages`,
 `checkpointing`, `export`, `progress`, `preview`, `signals` around them).
+
+The package's public names load lazily (as `mixtask.data`'s do): `import mixtask.training.options` (the CLI's
+defaults and checks) then needs no torch.
 """
 
 from __future__ import annotations
 
-from mixtask.training.batches import Batch, add_synthesized_target, make_batch, to_device
-from mixtask.training.checkpointing import checkpoint_state, restore, write_checkpoint
-from mixtask.training.export import STAGE1_NAME, WEIGHTS_NAME, export, provenance
-from mixtask.training.loop import TrainResult, export_snapshot, open_run, train
-from mixtask.training.options import (
-    MIX_METHODS,
-    PRECISIONS,
-    StyleSpec,
-    TrainOptions,
-    check_options,
-    default_command,
-    parse_style,
-    resume_options,
-    stage1_steps,
-)
-from mixtask.training.plan import Job, Plan, build_plan
-from mixtask.training.preview import write_preview
-from mixtask.training.progress import LOG_NAME, RunLog
-from mixtask.training.setup import setup_run
-from mixtask.training.stages import enter_stage2
-from mixtask.training.state import Run
-from mixtask.training.step import StepResult, loss_scale, optimize, prepare, train_step
+import importlib
 
-__all__ = [
-    "LOG_NAME",
-    "MIX_METHODS",
-    "PRECISIONS",
-    "STAGE1_NAME",
-    "WEIGHTS_NAME",
-    "Batch",
-    "Job",
-    "Plan",
-    "Run",
-    "RunLog",
-    "StepResult",
-    "StyleSpec",
-    "TrainOptions",
-    "TrainResult",
-    "add_synthesized_target",
-    "build_plan",
-    "check_options",
-    "checkpoint_state",
-    "default_command",
-    "enter_stage2",
-    "export",
-    "export_snapshot",
-    "loss_scale",
-    "make_batch",
-    "open_run",
-    "optimize",
-    "parse_style",
-    "prepare",
-    "provenance",
-    "restore",
-    "resume_options",
-    "setup_run",
-    "stage1_steps",
-    "to_device",
-    "train",
-    "train_step",
-    "write_checkpoint",
-    "write_preview",
-]
+_LAZY = {
+    "Batch": "mixtask.training.batches",
+    "add_synthesized_target": "mixtask.training.batches",
+    "make_batch": "mixtask.training.batches",
+    "to_device": "mixtask.training.batches",
+    "checkpoint_state": "mixtask.training.checkpointing",
+    "restore": "mixtask.training.checkpointing",
+    "write_checkpoint": "mixtask.training.checkpointing",
+    "STAGE1_NAME": "mixtask.training.export",
+    "WEIGHTS_NAME": "mixtask.training.export",
+    "export": "mixtask.training.export",
+    "provenance": "mixtask.training.export",
+    "TrainResult": "mixtask.training.loop",
+    "export_snapshot": "mixtask.training.loop",
+    "open_run": "mixtask.training.loop",
+    "train": "mixtask.training.loop",
+    "MIX_METHODS": "mixtask.training.options",
+    "PRECISIONS": "mixtask.training.options",
+    "StyleSpec": "mixtask.training.options",
+    "TrainOptions": "mixtask.training.options",
+    "check_options": "mixtask.training.options",
+    "default_command": "mixtask.training.options",
+    "parse_style": "mixtask.training.options",
+    "resume_options": "mixtask.training.options",
+    "stage1_steps": "mixtask.training.options",
+    "Job": "mixtask.training.plan",
+    "Plan": "mixtask.training.plan",
+    "build_plan": "mixtask.training.plan",
+    "write_preview": "mixtask.training.preview",
+    "LOG_NAME": "mixtask.training.progress",
+    "RunLog": "mixtask.training.progress",
+    "setup_run": "mixtask.training.setup",
+    "enter_stage2": "mixtask.training.stages",
+    "Run": "mixtask.training.state",
+    "StepResult": "mixtask.training.step",
+    "loss_scale": "mixtask.training.step",
+    "optimize": "mixtask.training.step",
+    "prepare": "mixtask.training.step",
+    "train_step": "mixtask.training.step",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mixtask.training' has no attribute {name!r}")

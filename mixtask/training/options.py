@@ -18,7 +18,6 @@ from mixtask.choices import (
 )
 from mixtask.errors import MixtaskError
 from mixtask.nets import registry as archs
-from mixtask.training.checkpoint import load_checkpoint
 
 MIX_METHODS = (1, 2, 3)
 
@@ -216,6 +215,8 @@ def resume_options(
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
+
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
