@@ -9,7 +9,9 @@ standing in for Inception-v3.
 
 The architecture is built from the weights file's own metadata (`blocks`), and tensor names
 follow the lukemelas/EfficientNet-PyTorch layout (`_conv_stem`, `_blocks.N._expand_conv`, ...)
-so the file loads with `strict=True` and no key surgery.
+so the file loads with `strict=True` and no key surgery. (Not timm's `efficientnet_lite0`: its key layout and
+block grouping differ from this file's, so loading it would need a key map longer than this module and timm as a
+dependency of `eval`.)
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from torch import nn
 
 CONTENT_LAYERS = ("relu2_2", "relu3_3")
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-EPS = 1e-8
+EPS = 1e-12  # a target norm below this counts as this
 
 StyleGrams = dict[str, torch.Tensor]  # layer name -> (1, C, C) float32 Gram matrix
 
@@ -27,12 +27,16 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||value - target||² / ||target||² per sample (target norm detached), averaged over the batch."""
+def relative_errors(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||value - target||² / ||target||² per sample (target broadcast over the batch, its norm detached)."""
     value, target = value.float(), target.to(value.device).float().expand_as(value)
     error = (value - target).pow(2).flatten(1).sum(dim=1)
-    scale = target.detach().pow(2).flatten(1).sum(dim=1).clamp_min(EPS)
-    return (error / scale).mean()
+    return error / target.detach().pow(2).flatten(1).sum(dim=1).clamp_min(EPS)
+
+
+def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`relative_errors` averaged over the batch: the loss form."""
+    return relative_errors(value, target).mean()
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ import itertools
 
 import torch
 
+from mixtask.backbones.perceptual import gram_matrix, relative_errors
 from mixtask.tasks import FOREGROUND_THRESHOLD
 from mixtask.tensors import mse, psnr  # noqa: F401 (pixel metrics live with the tensor bridge; callers say metrics.psnr)
 
@@ -67,33 +68,26 @@ def layout_correlation(output: torch.Tensor, content: torch.Tensor, side: int = 
     return (a * b).sum(dim=1) / norms.clamp_min(1e-12)
 
 
-def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """||value - reference||² / ||reference||² per image (reference broadcast over the batch)."""
-    value = value.float()
-    reference = reference.to(value.device).float().expand_as(value)
-    error = (value - reference).pow(2).flatten(1).sum(dim=1)
-    return error / reference.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)
-
-
 def style_distance(features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor]) -> torch.Tensor:
     """Relative Gram-matrix error, averaged over the layers in `features` (0 = the style's statistics).
 
     `style_grams` holds one (1, C, C) Gram per layer (`mixtask.backbones.perceptual.style_targets`). Relative
     errors, as in the training loss, make the number independent of the VGG's input scale.
     """
-    from mixtask.backbones.perceptual import gram_matrix
 
-    errors = [_relative_error(gram_matrix(value), style_grams[name]) for name, value in features.items()]
+    errors = [relative_errors(gram_matrix(value), style_grams[name]) for name, value in features.items()]
     return torch.stack(errors).mean(dim=0)
 
 
 def content_distance(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Relative feature error of one layer (e.g. VGG relu3_3): 0 = same content as the reference."""
-    return _relative_error(features, reference)
+    return relative_errors(features, reference)
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, D) and (M, D): one number.
+    """Fréchet distance between Gaussians fitted to two feature sets (N, D) and (M, D): one number. (Not
+    torchmetrics' FID: that one takes images and an extractor per update; here the features are computed once
+    and shared with the other metrics.)
 
     ||mu_a - mu_b||² + Tr(Sa) + Tr(Sb) - 2 Tr(sqrt(Sa Sb)), in float64, without scipy. With
     centred data A, B the non-zero eigenvalues of Sa Sb are the squared singular values of
