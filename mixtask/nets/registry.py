@@ -20,6 +20,8 @@ _REGISTRY: dict[str, str] = {
     "piggyback": "mixtask.nets.piggyback:PiggybackNet",
     "tsn": "mixtask.nets.tsn:TaskSwitchingNet",
     "topdown": "mixtask.nets.topdown:TopDownNet",
+    "crossstitch": "mixtask.nets.crossstitch:CrossStitchNet",
+    "mtan": "mixtask.nets.mtan:MTANNet",
 }
 
 
