@@ -32,6 +32,7 @@ def test_help_lists_commands():
     for command in ("apply", "sweep", "tasks", "info", "train", "synth", "eval", "bench", "serve"):
         assert command in result.output
     assert runner.invoke(app, ["-h"]).output == result.output  # -h as well as --help
+    assert "--install-completion" in result.output and "<bool>" not in result.output  # shell completion
 
 
 def test_every_command_takes_h():
@@ -43,6 +44,18 @@ def test_every_command_takes_h():
         result = runner.invoke(app, [command, "-h"])
         assert result.exit_code == 0 and "Usage: mixtask" in result.output, command
         assert "Examples:" in result.output and f"mixtask {command}" in result.output.split("Examples:")[1], command
+        for unreadable in ("<bool>", "<list[", "<path>", "{"):  # Typer's own forms; click's are FLAG, PATH, INPUT...
+            assert unreadable not in result.output, (command, unreadable)
+
+
+def test_help_names_values_as_click_tools_do():
+    def option_line(command: str, option: str) -> str:
+        output = runner.invoke(app, [command, "-h"]).output
+        return next(line for line in output.splitlines() if line.lstrip("│ ").startswith(option + " "))
+
+    assert "Usage: mixtask apply [OPTIONS] INPUT..." in runner.invoke(app, ["apply", "-h"]).output
+    assert "PATH" in option_line("apply", "--task-map") and "INT" in option_line("apply", "--quality")
+    assert "TASK=IMAGE" in option_line("train", "--style")
 
 
 def test_tasks_table(tiny_weights):

@@ -25,12 +25,14 @@ from mixtask.cli import (
     tasks,
     train,
 )  # fmt: skip
+from mixtask.cli.common import ReadableGroup, readable_metavars
 
 app = typer.Typer(
     name="mixtask",
+    cls=ReadableGroup,
     help="Many image translations, and mixes of them, from one FiLM-conditioned network.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -44,7 +46,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", metavar="", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Many image translations, and mixes of them, from one FiLM-conditioned network."""
 
@@ -52,6 +56,7 @@ def _root(
 COMMANDS = (apply, sweep, damage, tasks, info, serve, label, train, synth, snapshot, curves, evaluate, bench, compare)
 for module in COMMANDS:
     module.register(app)
+readable_metavars(app)
 
 
 def main() -> None:

@@ -70,3 +70,61 @@ def user_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+# What an option's value looks like in --help, by annotation (Typer's own: <bool>, <list[str]>, <path>)
+METAVARS = {"bool": "", "Path": "PATH", "str": "TEXT", "int": "INT", "float": "NUMBER"}
+LIST_METAVARS = {"style": "TASK=IMAGE", "mix": "TASK+TASK", "kind": "KIND", "arch": "ARCH"}
+
+
+def _help_option_without_type(base: type) -> type:
+    """`base` (a Typer command class) with click's help conventions: no value type after -h/--help or a named
+    argument (Typer shows <bool>, <list[str]>), and `INPUT...` in the usage line (not `{INPUT}...`)."""
+
+    class Readable(base):
+        def get_help_option(self, ctx):
+            option = super().get_help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        def get_params(self, ctx):
+            params = super().get_params(ctx)
+            for param in params:
+                if isinstance(param, typer.core.TyperArgument) and param.metavar:  # its name says it all
+                    param.display_type_rich = lambda ctx: None
+                elif isinstance(param, typer.core.TyperOption) and param.is_flag and param.metavar is None:
+                    param.metavar = ""  # Typer's own flags (--install-completion)
+            return params
+
+        def collect_usage_pieces(self, ctx):  # `INPUT...` as click writes it, not Typer's `{INPUT}...`
+            return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
+
+    return Readable
+
+
+ReadableCommand = _help_option_without_type(typer.core.TyperCommand)
+ReadableGroup = _help_option_without_type(typer.core.TyperGroup)
+
+
+def readable_metavars(app: typer.Typer) -> None:
+    """Give every option of `app`'s commands that names none a metavar as click-based tools show them: none
+    for a flag, PATH, TEXT, INT, NUMBER, or what a repeatable option's items look like (TASK=IMAGE)."""
+    import inspect
+
+    for command in app.registered_commands:
+        if command.cls in (None, typer.core.TyperCommand):
+            command.cls = ReadableCommand
+        for name, parameter in inspect.signature(command.callback).parameters.items():
+            info = parameter.default
+            if not isinstance(info, typer.models.OptionInfo | typer.models.ArgumentInfo) or info.metavar is not None:
+                continue
+            annotation = str(parameter.annotation)
+            if isinstance(info, typer.models.ArgumentInfo):  # a positional argument: its name (IMAGE, RUN_DIR)
+                metavar = name.upper()
+            elif annotation.startswith("list["):
+                metavar = LIST_METAVARS.get(name)
+            else:
+                metavar = METAVARS.get(annotation)
+            if metavar is not None:
+                info.metavar = metavar
