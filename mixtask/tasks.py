@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-from mixtask.errors import MixtaskError
+from mixtask.errors import UsageError
 
 IDENTITY_NAMES = ("recon", "reconstruction", "identity")
 TASK_KINDS = ("inpaint", "denoise", "seg", "style")
@@ -31,10 +31,10 @@ class Task:
 
     def __post_init__(self):
         if self.kind not in TASK_KINDS:
-            raise MixtaskError(f"task {self.name!r}: unknown kind {self.kind!r} (known: {', '.join(TASK_KINDS)})")
+            raise UsageError(f"task {self.name!r}: unknown kind {self.kind!r} (known: {', '.join(TASK_KINDS)})")
         for label in (self.name, *self.aliases):
             if not NAME_PATTERN.match(label) or label in IDENTITY_NAMES:
-                raise MixtaskError(f"task name {label!r} is not allowed: use lower-case letters, digits and _")
+                raise UsageError(f"task name {label!r} is not allowed: use lower-case letters, digits and _")
 
 
 DEFAULT_TASKS = (
@@ -58,7 +58,7 @@ class TaskSet:
         labels = [label for task in self.tasks for label in (task.name, *task.aliases)]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise MixtaskError(f"task names/aliases used twice: {', '.join(duplicates)}")
+            raise UsageError(f"task names/aliases used twice: {', '.join(duplicates)}")
         for mix in self.mixes:
             for name in mix:
                 self.index(name)
@@ -75,7 +75,7 @@ class TaskSet:
         for i, task in enumerate(self.tasks):
             if label == task.name or label in task.aliases:
                 return i
-        raise MixtaskError(f"unknown task {label!r}; {self.valid_names_text()}")
+        raise UsageError(f"unknown task {label!r}; {self.valid_names_text()}")
 
     def valid_names_text(self) -> str:
         entries = [f"{t.name} ({', '.join(t.aliases)})" if t.aliases else t.name for t in self.tasks]
@@ -128,9 +128,9 @@ def _parse_value(label: str, text: str, task_set: TaskSet) -> float:
             raise ValueError(text)
         value = float(text)
     except ValueError:
-        raise MixtaskError(f"task {label!r}: {text!r} is not a number (use e.g. {label}=0.5)") from None
+        raise UsageError(f"task {label!r}: {text!r} is not a number (use e.g. {label}=0.5)") from None
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise MixtaskError(f"task {label!r}: strength {text!r} is outside [0, 1]")
+        raise UsageError(f"task {label!r}: strength {text!r} is outside [0, 1]")
     return value
 
 
@@ -142,9 +142,9 @@ def parse_task_vector(text: str, task_set: TaskSet) -> tuple[float, ...]:
     """
     items = [item.strip() for item in re.split(r"[,+]", text or "")]
     if not any(items):
-        raise MixtaskError(f"empty task; {task_set.valid_names_text()}")
+        raise UsageError(f"empty task; {task_set.valid_names_text()}")
     if not all(items):
-        raise MixtaskError(f"empty item in task {text!r} (stray ',' or '+'); {task_set.valid_names_text()}")
+        raise UsageError(f"empty item in task {text!r} (stray ',' or '+'); {task_set.valid_names_text()}")
     values = [0.0] * len(task_set)
     seen: set[int] = set()
     for item in items:
@@ -152,13 +152,13 @@ def parse_task_vector(text: str, task_set: TaskSet) -> tuple[float, ...]:
         label = label.lower()
         if label in IDENTITY_NAMES:
             if has_value:
-                raise MixtaskError(f"{label!r} takes no strength (it means all strengths 0): write --task {label}")
+                raise UsageError(f"{label!r} takes no strength (it means all strengths 0): write --task {label}")
             if len(items) > 1:
-                raise MixtaskError(f"{label!r} means all strengths 0: give it alone, e.g. --task recon")
+                raise UsageError(f"{label!r} means all strengths 0: give it alone, e.g. --task recon")
             continue
         index = task_set.index(label)
         if index in seen:
-            raise MixtaskError(f"task {task_set.tasks[index].name!r} given twice in {text!r}")
+            raise UsageError(f"task {task_set.tasks[index].name!r} given twice in {text!r}")
         seen.add(index)
         values[index] = _parse_value(label, value_text, task_set) if has_value else 1.0
     return tuple(values)

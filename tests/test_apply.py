@@ -272,7 +272,7 @@ def test_disk_full_stops_the_run(run, tmp_path, monkeypatch):
 def test_unknown_task_fails_before_touching_files(run, tmp_path):
     source = write(tmp_path / "a.png")
     result = run(source, "-t", "sharpen", "-o", tmp_path / "new")
-    assert result.exit_code == 1 and not (tmp_path / "new").exists()
+    assert result.exit_code == 2 and not (tmp_path / "new").exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown task 'sharpen'" in lines[0] and "denoise" in lines[0]
 

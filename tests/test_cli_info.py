@@ -123,11 +123,11 @@ def test_sweep_rejects_same_axis_and_bad_steps(tiny_weights, tmp_path):
     Image.new("RGB", (20, 20)).save(image)
     base = ["sweep", str(image), "-o", str(tmp_path / "s.png"), "-w", str(tiny_weights)]
     same = runner.invoke(app, [*base, "--x", "seg", "--y", "segmentation"])
-    assert same.exit_code == 1 and "same task" in same.output
+    assert same.exit_code == 2 and "same task" in same.output
     steps = runner.invoke(app, [*base, "--x", "seg", "--steps", "1"])
-    assert steps.exit_code == 1 and "at least 2" in steps.output
+    assert steps.exit_code == 2 and "at least 2" in steps.output
     unknown = runner.invoke(app, [*base, "--x", "blur"])
-    assert unknown.exit_code == 1 and "valid tasks" in unknown.output
+    assert unknown.exit_code == 2 and "valid tasks" in unknown.output
 
 
 def test_tasks_table_says_how_the_architecture_combines_tasks():

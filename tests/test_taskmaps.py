@@ -368,22 +368,22 @@ def test_never_overwrites_the_map(run, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),  # 2: the command was asked wrongly; 1: a file could not be used
     [
-        (["--task-map", "missing.png", "--map-tasks", "seg"], "task map missing.png: no such file"),
-        (["--task-map", "bad.png", "--map-tasks", "seg"], "task map bad.png: not a readable image"),
-        (["--task-map", "m.png", "--map-tasks", "seg,style1,style2,denoise"], "names 4 tasks, but a map has 3"),
-        (["--task-map", "m.png", "--map-tasks", "seg,sharpen"], "--map-tasks: unknown task 'sharpen'"),
-        (["--task-map", "m.png", "--map-tasks", "seg,segment"], "names a task twice"),
-        (["--task-map", "m.png", "--map-tasks", "recon"], "'recon' means all strengths 0"),
-        (["--task-map", "gray.png", "--map-tasks", "seg,style1"], "gray.png is grayscale, so it drives one task"),
-        (["--map-tasks", "seg"], "--map-tasks names the channels of a task map"),
-        (["--task-map", "m.png"], "--task-map needs --map-tasks"),
-        ([], "give --task"),
-        (["-t", "seg", "--task-map", "m.png", "--map-tasks", "cutout"], "seg is in both --task and --map-tasks"),
+        (["--task-map", "missing.png", "--map-tasks", "seg"], "task map missing.png: no such file",1),
+        (["--task-map", "bad.png", "--map-tasks", "seg"], "task map bad.png: not a readable image",1),
+        (["--task-map", "m.png", "--map-tasks", "seg,style1,style2,denoise"], "names 4 tasks, but a map has 3", 2),
+        (["--task-map", "m.png", "--map-tasks", "seg,sharpen"], "--map-tasks: unknown task 'sharpen'", 2),
+        (["--task-map", "m.png", "--map-tasks", "seg,segment"], "names a task twice", 2),
+        (["--task-map", "m.png", "--map-tasks", "recon"], "'recon' means all strengths 0", 2),
+        (["--task-map", "gray.png", "--map-tasks", "seg,style1"], "gray.png is grayscale, so it drives one task",1),
+        (["--map-tasks", "seg"], "--map-tasks names the channels of a task map", 2),
+        (["--task-map", "m.png"], "--task-map needs --map-tasks", 2),
+        ([], "give --task", 2),
+        (["-t", "seg", "--task-map", "m.png", "--map-tasks", "cutout"], "seg is in both --task and --map-tasks", 2),
     ],
 )
-def test_cli_errors_are_one_line(run, tmp_path, monkeypatch, args, message):
+def test_cli_errors_are_one_line(run, tmp_path, monkeypatch, args, message, code):
     monkeypatch.chdir(tmp_path)
     save(tmp_path / "a.png", random_rgb())
     save(tmp_path / "m.png", rgb_map(4, 4, red=255))
@@ -392,7 +392,7 @@ def test_cli_errors_are_one_line(run, tmp_path, monkeypatch, args, message):
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run("a.png", *args)
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.stderr
+    assert result.exit_code == code and len(lines) == 1 and message in lines[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

@@ -400,7 +400,7 @@ def test_cli_trains_and_reports(assets, tmp_path, monkeypatch):
 def test_cli_errors_are_one_line(assets, tmp_path, args, message):
     base = ["train"] if not args else ["train", "--data", str(assets["data"]), "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(app, base + args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # asked wrongly: a usage error
     assert message in result.output
     assert "Traceback" not in result.output
 

@@ -241,7 +241,7 @@ def test_per_batch_rejects_a_weighting_other_than_equal(assets, tmp_path):
         train(tiny_options(assets, tmp_path / "run", weighting="dwa"), quiet=True)
     args = ["train", "--data", str(assets["data"]), "--out", str(tmp_path / "cli"), "--weighting", "gradnorm"]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1 and "--weighting gradnorm needs --schedule joint" in result.output
+    assert result.exit_code == 2 and "--weighting gradnorm needs --schedule joint" in result.output
     assert "Traceback" not in result.output
 
 

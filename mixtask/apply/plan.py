@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mixtask import images
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 from mixtask.tasks import TaskSet
 
 STDIO = Path("-")
@@ -61,11 +61,11 @@ class ApplyOptions:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.overwrite and self.skip_existing:
-            raise MixtaskError("--overwrite and --skip-existing contradict each other; give one")
+            raise UsageError("--overwrite and --skip-existing contradict each other; give one")
         if not 1 <= self.quality <= 100:
-            raise MixtaskError(f"--quality {self.quality} is outside 1..100")
+            raise UsageError(f"--quality {self.quality} is outside 1..100")
         if images.normalize_format(self.format) not in (None, *images.WRITABLE_FORMATS):
-            raise MixtaskError(f"unknown --format {self.format!r}; use png, jpg or webp")
+            raise UsageError(f"unknown --format {self.format!r}; use png, jpg or webp")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Outcome:
 def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, slug: str) -> list[Job]:
     """Expand inputs into jobs and name every output (`slug`: the condition's); raises before any file is touched."""
     if not inputs:
-        raise MixtaskError("no inputs given; pass image files, folders, or - for stdin")
+        raise UsageError("no inputs given; pass image files, folders, or - for stdin")
     if STDIO in inputs:
         jobs = [_stdin_job(inputs, options)]
     else:
@@ -115,7 +115,7 @@ def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, slug
 
 def _stdin_job(inputs: list[Path], options: ApplyOptions) -> Job:
     if len(inputs) > 1:
-        raise MixtaskError("'-' (stdin) must be the only input")
+        raise UsageError("'-' (stdin) must be the only input")
     if sys.stdin is None or sys.stdin.isatty():
         raise MixtaskError("no image on stdin; pipe one in, e.g. mixtask apply - --task seg < photo.jpg > out.png")
     output = options.output or STDIO

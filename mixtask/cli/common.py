@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from enum import Enum
@@ -9,7 +10,7 @@ from enum import Enum
 import typer
 
 from mixtask.choices import PRECISIONS
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 
 WEIGHTS_HELP = "Weights file (.safetensors); default: the shipped model in weights/."
 # Optional dependencies (pyproject.toml's extras): a command that needs a missing one says which extra has it.
@@ -47,14 +48,14 @@ def terminate_like_interrupt() -> None:
 
 
 def user_errors(command):
-    """Decorator: MixtaskError -> one line on stderr, exit 1; Ctrl-C -> exit 130; SIGTERM -> exit 143."""
+    """Decorator: MixtaskError -> one line on stderr, exit 1 (a UsageError: 2); Ctrl-C -> exit 130; SIGTERM -> 143."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except MixtaskError as error:
-            raise fail(str(error)) from None
+            raise fail(str(error), 2 if isinstance(error, UsageError) else 1) from None
         except ModuleNotFoundError as error:
             extra = OPTIONAL_MODULES.get((error.name or "").split(".")[0])
             if extra is None:
@@ -99,6 +100,30 @@ def _help_option_without_type(base: type) -> type:
 
         def collect_usage_pieces(self, ctx):  # `INPUT...` as click writes it, not Typer's `{INPUT}...`
             return [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]
+
+        def main(self, *args, standalone_mode: bool = True, **kwargs):
+            """Usage errors (a missing argument, a bad choice, a value out of range) as one line, exit 2, like
+            every other error here; not Typer's framed block."""
+            if not standalone_mode:
+                return super().main(*args, standalone_mode=False, **kwargs)
+            try:
+                code = super().main(*args, standalone_mode=False, **kwargs)
+            except typer._click.exceptions.UsageError as error:
+                where = f" (see '{error.ctx.command_path} -h')" if error.ctx is not None else ""
+                print(f"mixtask: error: {error.format_message()}{where}", file=sys.stderr)
+                sys.exit(2)
+            except typer._click.exceptions.ClickException as error:
+                print(f"mixtask: error: {error.format_message()}", file=sys.stderr)
+                sys.exit(error.exit_code)
+            except typer.Abort:  # end of input at a prompt
+                print("mixtask: aborted", file=sys.stderr)
+                sys.exit(1)
+            except OSError as error:  # stdout closed early (| head): quiet, as click does
+                if error.errno != errno.EPIPE:
+                    raise
+                sys.stdout = typer._click.utils.PacifyFlushWrapper(sys.stdout)
+                sys.exit(1)
+            sys.exit(code if isinstance(code, int) else 0)
 
     return Readable
 

@@ -140,12 +140,12 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train the FiLM network on inpaint, denoise, seg, the given styles and their mixes."""
-    from mixtask.errors import MixtaskError
+    from mixtask.errors import UsageError
     from mixtask.training import default_command, parse_style, resume_options, train
 
     if resume is not None:
         if data or out or style:
-            raise MixtaskError(
+            raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
                 "--composites, --stage1-steps"
             )
@@ -153,7 +153,7 @@ def train_command(
             resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value
         )
     elif data is None or out is None:
-        raise MixtaskError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
+        raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:
         options = TrainOptions(
             data=str(data), out=str(out), styles=tuple(parse_style(text) for text in style), mixes=tuple(mix) or None,

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from mixtask import images
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 from mixtask.tasks import IDENTITY_NAMES, TaskSet
 from mixtask.tensors import from_uint8, to_array
 
@@ -141,11 +141,11 @@ class TaskMap:
 def check_options(task: str | None, task_map: Path | None, map_tasks: str | None) -> None:
     """The combinations of --task, --task-map and --map-tasks that mean something."""
     if task_map is None and map_tasks:
-        raise MixtaskError("--map-tasks names the channels of a task map: give the map too (--task-map MAP)")
+        raise UsageError("--map-tasks names the channels of a task map: give the map too (--task-map MAP)")
     if task_map is not None and not map_tasks:
-        raise MixtaskError("--task-map needs --map-tasks: the tasks its R, G, B channels drive, e.g. style1,seg")
+        raise UsageError("--task-map needs --map-tasks: the tasks its R, G, B channels drive, e.g. style1,seg")
     if task is None and task_map is None:
-        raise MixtaskError("give --task (e.g. --task seg), or a task map: --task-map MAP --map-tasks NAMES")
+        raise UsageError("give --task (e.g. --task seg), or a task map: --task-map MAP --map-tasks NAMES")
 
 
 def load_task_map(path: Path | str, map_tasks: str, task_set: TaskSet, base: str | None = None) -> TaskMap:
@@ -155,7 +155,7 @@ def load_task_map(path: Path | str, map_tasks: str, task_set: TaskSet, base: str
     vector = task_set.parse(base) if base else (0.0,) * len(task_set)
     both = [task_set.names[i] for i in indices if vector[i] > 0]
     if both:
-        raise MixtaskError(f"{', '.join(both)} is in both --task and --map-tasks; give each task in one of them")
+        raise UsageError(f"{', '.join(both)} is in both --task and --map-tasks; give each task in one of them")
     codes = read_map(path, len(indices))
     return TaskMap(str(path), codes, indices, vector, map_slug(path, task_set, vector))
 
@@ -164,18 +164,18 @@ def parse_map_tasks(text: str, task_set: TaskSet) -> tuple[int, ...]:
     """`style1,denoise,seg` -> task-vector positions for the map's R, G and B channels."""
     labels = [label.strip().lower() for label in re.split(r"[,+]", text or "")]
     if not all(labels):
-        raise MixtaskError(f"--map-tasks {text!r}: give 1 to 3 task names separated by commas, e.g. style1,seg")
+        raise UsageError(f"--map-tasks {text!r}: give 1 to 3 task names separated by commas, e.g. style1,seg")
     if len(labels) > MAX_CHANNELS:
-        raise MixtaskError(f"--map-tasks names {len(labels)} tasks, but a map has 3 channels (R, G, B) at most")
+        raise UsageError(f"--map-tasks names {len(labels)} tasks, but a map has 3 channels (R, G, B) at most")
     for label in labels:
         if label in IDENTITY_NAMES:
-            raise MixtaskError(f"--map-tasks: {label!r} means all strengths 0 and has no channel; name real tasks")
+            raise UsageError(f"--map-tasks: {label!r} means all strengths 0 and has no channel; name real tasks")
     try:
         indices = tuple(task_set.index(label) for label in labels)
     except MixtaskError as error:
-        raise MixtaskError(f"--map-tasks: {error}") from None
+        raise UsageError(f"--map-tasks: {error}") from None
     if len(set(indices)) < len(indices):
-        raise MixtaskError(f"--map-tasks {text!r} names a task twice")
+        raise UsageError(f"--map-tasks {text!r} names a task twice")
     return indices
 
 

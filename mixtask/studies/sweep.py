@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mixtask.errors import MixtaskError
+from mixtask.errors import UsageError
 
 LABEL_HEIGHT = 18
 MARGIN = 4
@@ -28,7 +28,7 @@ class SweepSpec:
 
 def strengths(steps: int) -> list[float]:
     if steps < 2:
-        raise MixtaskError(f"--steps must be at least 2 (got {steps})")
+        raise UsageError(f"--steps must be at least 2 (got {steps})")
     return [i / (steps - 1) for i in range(steps)]
 
 
@@ -38,7 +38,7 @@ def sweep_vectors(task_set, spec: SweepSpec) -> list[list[tuple[float, ...]]]:
     x_index = task_set.index(spec.x_task)
     y_index = task_set.index(spec.y_task) if spec.y_task else None
     if y_index == x_index:
-        raise MixtaskError(f"--x and --y name the same task ({task_set.tasks[x_index].name})")
+        raise UsageError(f"--x and --y name the same task ({task_set.tasks[x_index].name})")
     rows = []
     for y_value in strengths(spec.steps) if y_index is not None else [None]:
         row = []

@@ -16,7 +16,7 @@ from mixtask.choices import (
     STYLE_LOSSES,
     WEIGHTINGS,
 )
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 from mixtask.nets import registry as archs
 
 MIX_METHODS = (1, 2, 3)
@@ -101,7 +101,7 @@ def parse_style(text: str) -> StyleSpec:
     """`style1=path/to/image.jpg` -> StyleSpec."""
     name, sep, image = (part.strip() for part in text.partition("="))
     if not sep or not name or not image:
-        raise MixtaskError(f"--style {text!r}: write it as NAME=IMAGE, e.g. --style style1=starry.jpg")
+        raise UsageError(f"--style {text!r}: write it as NAME=IMAGE, e.g. --style style1=starry.jpg")
     return StyleSpec(name.lower(), image)
 
 
@@ -170,7 +170,7 @@ def check_options(options: TrainOptions) -> None:
     ]
     for ok, message in checks:
         if not ok:
-            raise MixtaskError(message)
+            raise UsageError(message)
     parse_job_weights(options.job_weights)
     check_arch_can_mix(options)
 
