@@ -86,10 +86,17 @@ class TaskSet:
         return parse_task_vector(text, self)
 
     def vector(self, strengths: dict[str, float]) -> tuple[float, ...]:
-        values = [0.0] * len(self.tasks)
+        """{name or alias: strength} -> task vector; an unknown or repeated task or a non-number is a UsageError
+        (the range is checked where the vector is used)."""
+        values: list[float | None] = [None] * len(self.tasks)
         for label, value in strengths.items():
-            values[self.index(label)] = float(value)
-        return tuple(values)
+            index = self.index(str(label))
+            if values[index] is not None:
+                raise UsageError(f"task {self.tasks[index].name!r} given twice in {dict(strengths)!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UsageError(f"task {label!r}: strength {value!r} is not a number")
+            values[index] = float(value)
+        return tuple(0.0 if value is None else value for value in values)
 
     def describe(self, vector) -> str:
         """Canonical text of a vector, e.g. `denoise=1,style1=0.6`; `recon` for zeros."""

@@ -460,3 +460,30 @@ def test_an_interrupt_counts_the_writes_that_finished(run, tmp_path, monkeypatch
     assert result.exit_code == 130
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
     assert "2 processed" in result.stderr and "1 not done" in result.stderr
+
+
+def test_load_model_translates_a_path_a_pil_image_or_an_array_under_text_or_a_dict(tiny_weights, tmp_path):
+    from mixtask import load_model
+
+    model = load_model(tiny_weights)
+    rgba = np.random.default_rng(0).integers(0, 256, (20, 28, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    from_path = model.translate(tmp_path / "a.png", "seg=1,style1=0.5")
+    from_text_path = model.translate(str(tmp_path / "a.png"), {"segment": 1, "style1": 0.5})  # aliases too
+    from_pil = model.translate(Image.open(tmp_path / "a.png"), {"seg": 1.0, "style1": 0.5})
+    from_array = model.translate(rgba, {"seg": 1, "style1": 0.5})
+    assert from_path.mode == "RGBA" and from_path.size == (28, 20)
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_text_path))
+    assert np.array_equal(np.asarray(from_pil), np.asarray(from_path))
+    assert from_array.shape == rgba.shape and np.array_equal(from_array, np.asarray(from_path))  # alpha kept
+    for image, task, message in [
+        (rgba.astype(np.float32), "seg", "uint8"),
+        (42, "seg", "not int"),
+        (tmp_path / "missing.png", "seg", "no such file"),
+        (rgba, {"seg": "high"}, "not a number"),
+        (rgba, {"seg": 1, "segment": 0.5}, "given twice"),
+        (rgba, {"blur": 1}, "unknown task 'blur'"),
+        (rgba, {"seg": 2}, r"must be in \[0, 1\]"),
+    ]:
+        with pytest.raises(MixtaskError, match=message):
+            model.translate(image, task)

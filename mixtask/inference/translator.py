@@ -22,12 +22,13 @@ half precision, never tiled); `Translator` checks what each one can be asked (`c
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from mixtask.errors import MixtaskError
 from mixtask.inference import devices, tiling
@@ -35,9 +36,6 @@ from mixtask.nets import capabilities
 from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
 from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 CL = torch.channels_last
 EPS = 1e-5  # InstanceNorm epsilon, as in model.NormFiLM
@@ -412,6 +410,8 @@ class Translator:
         architecture with task maps also one vector per pixel, (batch, tasks, H, W) for images of `size`."""
         if isinstance(task, str):
             task = self.parse_task(task)
+        elif isinstance(task, Mapping):
+            task = self.task_set.vector(task)
         vectors = torch.as_tensor(task, dtype=torch.float32).cpu()
         if vectors.ndim == 1:
             vectors = vectors.expand(batch, -1)
@@ -504,11 +504,27 @@ class Translator:
             gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)
         return gate[0, 0].clamp_(0, 1).numpy()
 
-    def translate(self, image: Image.Image, task: str | tuple[float, ...]) -> Image.Image:
-        """A PIL image of any mode -> translated PIL image (EXIF orientation applied, alpha kept)."""
-        from mixtask.images import from_pil, to_pil
+    def translate(self, image, task):
+        """Translate one image under a task spec (text, {name: strength} or a vector).
 
-        loaded = from_pil(image)
+        `image`: a PIL image of any mode -> PIL image (EXIF orientation applied, alpha kept); a path (str or
+        Path) to an image file -> PIL image; an (H, W, 3) or (H, W, 4) uint8 array -> array of the same shape
+        (alpha kept). Anything else is a MixtaskError.
+        """
+        from mixtask.images import from_pil, load_image, to_pil
+
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+                found = f"{image.shape} {image.dtype}"
+                raise MixtaskError(f"an image array must be (H, W, 3) or (H, W, 4) uint8, not {found}")
+            out = self.translate_array(np.ascontiguousarray(image[..., :3]), task)
+            return out if image.shape[2] == 3 else np.concatenate([out, image[..., 3:]], axis=2)
+        if isinstance(image, str | Path):
+            loaded = load_image(Path(image))
+        elif isinstance(image, Image.Image):
+            loaded = from_pil(image)
+        else:
+            raise MixtaskError(f"translate takes a PIL image, a path or a uint8 array, not {type(image).__name__}")
         return to_pil(self.translate_array(loaded.rgb, task), loaded.alpha)
 
     def _run(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
