@@ -487,3 +487,16 @@ def test_load_model_translates_a_path_a_pil_image_or_an_array_under_text_or_a_di
     ]:
         with pytest.raises(MixtaskError, match=message):
             model.translate(image, task)
+
+
+def test_suffix_names_outputs_beside_inputs_and_in_folders_and_a_rerun_skips_them(run, tmp_path):
+    write(tmp_path / "in" / "a.png"), write(tmp_path / "in" / "b.jpg")
+    assert run(tmp_path / "in", "-t", "seg", "--cutout", "black", "--suffix", "_cut").exit_code == 0
+    assert files_in(tmp_path / "in") == ["a.png", "a_cut.png", "b.jpg", "b_cut.jpg"]
+    again = run(tmp_path / "in", "-t", "seg", "--cutout", "black", "--suffix", "_cut")  # earlier results are no inputs
+    assert again.exit_code == 1 and "a_cut_cut" not in " ".join(files_in(tmp_path / "in"))  # kept, not re-translated
+    write(tmp_path / "more" / "c.png")
+    assert run(tmp_path / "more", "-t", "denoise", "--suffix", "-x", "-o", tmp_path / "out").exit_code == 0
+    assert files_in(tmp_path / "out") == ["c-x.png"]
+    bad = run(tmp_path / "in" / "a.png", "-t", "seg", "--suffix", "/x")
+    assert bad.exit_code == 2 and "a suffix is part of a file name" in bad.stderr

@@ -370,13 +370,13 @@ def test_never_overwrites_the_map(run, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message", "code"),  # 2: the command was asked wrongly; 1: a file could not be used
     [
-        (["--task-map", "missing.png", "--map-tasks", "seg"], "task map missing.png: no such file",1),
-        (["--task-map", "bad.png", "--map-tasks", "seg"], "task map bad.png: not a readable image",1),
+        (["--task-map", "missing.png", "--map-tasks", "seg"], "task map missing.png: no such file", 1),
+        (["--task-map", "bad.png", "--map-tasks", "seg"], "task map bad.png: not a readable image", 1),
         (["--task-map", "m.png", "--map-tasks", "seg,style1,style2,denoise"], "names 4 tasks, but a map has 3", 2),
         (["--task-map", "m.png", "--map-tasks", "seg,sharpen"], "--map-tasks: unknown task 'sharpen'", 2),
         (["--task-map", "m.png", "--map-tasks", "seg,segment"], "names a task twice", 2),
         (["--task-map", "m.png", "--map-tasks", "recon"], "'recon' means all strengths 0", 2),
-        (["--task-map", "gray.png", "--map-tasks", "seg,style1"], "gray.png is grayscale, so it drives one task",1),
+        (["--task-map", "gray.png", "--map-tasks", "seg,style1"], "gray.png is grayscale, so it drives one task", 1),
         (["--map-tasks", "seg"], "--map-tasks names the channels of a task map", 2),
         (["--task-map", "m.png"], "--task-map needs --map-tasks", 2),
         ([], "give --task", 2),

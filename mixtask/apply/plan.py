@@ -50,6 +50,7 @@ class ApplyOptions:
     cutout: str | None = None  # with seg in the task: alpha (None: the default), black or mask (mixtask.apply.cutout)
     bgcolor: str | None = None  # R,G,B[,A]: the alpha cut-out on this colour
     mask: Path | None = None  # inpaint where this mask (or a folder of masks) is white (mixtask.apply.usermask)
+    suffix: str | None = None  # output name `<stem><suffix>.<ext>`; None: `<stem>.<task slug>` beside the input
 
     @property
     def chosen_format(self) -> str | None:
@@ -62,6 +63,8 @@ class ApplyOptions:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         if self.overwrite and self.skip_existing:
             raise UsageError("--overwrite and --skip-existing contradict each other; give one")
+        if self.suffix is not None and ("/" in self.suffix or "\\" in self.suffix or self.suffix in (".", "..")):
+            raise UsageError(f"--suffix {self.suffix!r}: a suffix is part of a file name (no / or \\)")
         if not 1 <= self.quality <= 100:
             raise UsageError(f"--quality {self.quality} is outside 1..100")
         if images.normalize_format(self.format) not in (None, *images.WRITABLE_FORMATS):
@@ -105,7 +108,7 @@ def plan_jobs(inputs: list[Path], options: ApplyOptions, task_set: TaskSet, slug
     else:
         exclude = {options.output.resolve()} if options.output not in (None, STDIO) else set()
         exclude |= {options.task_map.resolve()} if options.task_map else set()  # not an input in a folder scan
-        sources = _collect_sources(inputs, options.recursive, exclude, task_set)
+        sources = _collect_sources(inputs, options.recursive, exclude, task_set, options.suffix)
         kind = _output_kind(options, many=len(sources) > 1 or any(path.is_dir() for path in inputs))
         jobs = [_job(source, root, kind, options, slug) for source, root in sources]
     if jobs[0].out_file == STDIO and sys.stdout.isatty():
@@ -124,12 +127,12 @@ def _stdin_job(inputs: list[Path], options: ApplyOptions) -> Job:
     return Job(STDIO, out_file=output)
 
 
-def _collect_sources(inputs, recursive, exclude, task_set) -> list[tuple[Path, Path | None]]:
+def _collect_sources(inputs, recursive, exclude, task_set, suffix=None) -> list[tuple[Path, Path | None]]:
     """(file, folder it was found in or None) for every input image, without duplicates."""
     found, seen = [], set()
     for path in inputs:
         if path.is_dir():
-            entries = [(file, path) for file in _folder_images(path, recursive, exclude, task_set)]
+            entries = [(file, path) for file in _folder_images(path, recursive, exclude, task_set, suffix)]
             if not entries:
                 raise MixtaskError(f"no images in {path} ({_scan_hint(recursive)})")
         elif path.exists():
@@ -157,7 +160,9 @@ def _scan_hint(recursive: bool) -> str:
     return f"looked for {suffixes}" + ("" if recursive else "; add --recursive for sub-folders")
 
 
-def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: TaskSet) -> list[Path]:
+def _folder_images(
+    root: Path, recursive: bool, exclude: set[Path], task_set: TaskSet, suffix: str | None
+) -> list[Path]:
     files: list[Path] = []
     for folder, names in _walk(root, recursive, exclude):
         candidates = [
@@ -166,7 +171,7 @@ def _folder_images(root: Path, recursive: bool, exclude: set[Path], task_set: Ta
             if not name.startswith(".") and Path(name).suffix.lower() in images.INPUT_EXTENSIONS
         ]
         candidates = [file for file in candidates if _resolved(file) not in exclude]  # e.g. the task map
-        files += _drop_own_outputs(candidates, task_set)
+        files += _drop_own_outputs(candidates, task_set, suffix)
     return files
 
 
@@ -179,10 +184,17 @@ def _walk(root: Path, recursive: bool, exclude: set[Path]) -> Iterator[tuple[Pat
             return
 
 
-def _drop_own_outputs(files: list[Path], task_set: TaskSet) -> list[Path]:
-    """Leave out `<stem>.<slug>.<ext>` files that sit beside an input `<stem>.*`: earlier results."""
+def _drop_own_outputs(files: list[Path], task_set: TaskSet, suffix: str | None = None) -> list[Path]:
+    """Leave out `<stem>.<slug>.<ext>` (or `<stem><suffix>.<ext>`) files that sit beside an input `<stem>.*`:
+    earlier results."""
     stems = {file.stem for file in files}
-    return [file for file in files if not _looks_like_output(file.stem, stems, task_set)]
+
+    def earlier(stem: str) -> bool:
+        if suffix:
+            return stem.endswith(suffix) and stem[: -len(suffix)] in stems
+        return _looks_like_output(stem, stems, task_set)
+
+    return [file for file in files if not earlier(file.stem)]
 
 
 def _looks_like_output(stem: str, stems: set[str], task_set: TaskSet) -> bool:
@@ -240,6 +252,8 @@ def _job(source: Path, root: Path | None, kind: str, options: ApplyOptions, slug
     out_dir = source.parent
     if kind == "dir":
         out_dir = options.output / (source.parent.relative_to(root) if root else Path())
+    if options.suffix is not None:
+        return Job(source, out_dir, source.stem + options.suffix)
     beside = out_dir.resolve() == _resolved(source.parent)
     return Job(source, out_dir, f"{source.stem}.{slug}" if beside else source.stem)
 

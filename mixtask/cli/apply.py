@@ -20,6 +20,10 @@ class OutputFormat(str, Enum):
     webp = "webp"
 
 
+SUFFIX_HELP = (
+    "Name outputs <stem><SUFFIX>.<ext>, e.g. --suffix _cut: photo_cut.png (default: photo.seg.png beside the "
+    "input, photo.png in an -o folder)."
+)
 MASK_HELP = (
     "With --task inpaint: fill where this mask is white and keep every other pixel exactly (PNG output unless "
     "--format); a folder: one mask per input, named like it."
@@ -72,6 +76,7 @@ def apply_command(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Walk sub-folders; mirror them under -o DIR."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Quietly skip images whose output exists."),
+    suffix: str = typer.Option(None, "--suffix", help=SUFFIX_HELP, show_default=False),
     format: OutputFormat = typer.Option(None, "--format", "-f", help="Output format; default: the input's."),
     quality: int = typer.Option(92, "--quality", "-q", min=1, max=100, help="JPEG/WebP quality (WebP 100: lossless)."),
     weights: Path = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
@@ -97,6 +102,7 @@ def apply_command(
         recursive=recursive,
         overwrite=overwrite,
         skip_existing=skip_existing,
+        suffix=suffix,
         format=format.value if format else None,
         quality=quality,
         weights=weights,
