@@ -13,6 +13,7 @@ MIN_MSE = 1e-10  # PSNR of identical images is capped at 100 dB so that means an
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1] (a new tensor: the array may be read-only)."""
+    array = array if array.flags.writeable else array.copy()  # torch does not take read-only arrays
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255)
 
 

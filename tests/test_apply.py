@@ -500,3 +500,31 @@ def test_suffix_names_outputs_beside_inputs_and_in_folders_and_a_rerun_skips_the
     assert files_in(tmp_path / "out") == ["c-x.png"]
     bad = run(tmp_path / "in" / "a.png", "-t", "seg", "--suffix", "/x")
     assert bad.exit_code == 2 and "a suffix is part of a file name" in bad.stderr
+
+
+def test_a_folder_run_logs_one_line_per_file_when_stderr_is_not_a_terminal(run, tmp_path):
+    write(tmp_path / "in" / "a.png"), write(tmp_path / "in" / "b.png")
+    (tmp_path / "in" / "c.png").write_bytes(b"not an image")
+    result = run(tmp_path / "in", "-t", "denoise", "-o", tmp_path / "out")
+    lines = result.stderr.splitlines()
+    counted = [line.split("] ", 1) for line in lines if line.startswith("[")]
+    assert [count for count, _ in counted] == ["[1/3", "[2/3", "[3/3"]  # one line per file, in finishing order
+    assert {f"{tmp_path / 'in' / 'a.png'}: processed", f"{tmp_path / 'in' / 'b.png'}: processed"} < {
+        rest for _, rest in counted
+    }
+    assert any(rest.startswith(f"{tmp_path / 'in' / 'c.png'}: failed (not a readable image") for _, rest in counted)
+
+
+def test_the_terminal_progress_shows_the_file_and_images_per_second(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from mixtask.apply.plan import Job, Outcome
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with pipeline.Reporter(console, 2) as reporter:
+        reporter.advance(Outcome(Job(tmp_path / "first.png"), pipeline.PROCESSED))
+        reporter.progress.refresh()
+        shown = console.file.getvalue()
+    assert "first.png" in shown and "img/s" in shown and "1/2" in shown

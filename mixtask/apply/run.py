@@ -32,10 +32,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
+from rich.text import Text
 
 from mixtask import images
 from mixtask.apply import cutout, usermask
@@ -248,17 +251,27 @@ def _write(job: Job, target: Path, format_name: str, image, loaded: images.Loade
 # ----------------------------------------------------------------------------- reporting
 
 
+class RateColumn(ProgressColumn):
+    """Images per second so far."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} img/s" if speed else "- img/s")
+
+
 class Reporter:
-    """A Rich progress bar (count, elapsed, ETA) on the console for runs of several images on a terminal."""
+    """Progress of a run of several images: on a terminal, a Rich bar (the last file, count, img/s, elapsed,
+    ETA); otherwise (a log, a pipe) one line per file on the console, `[3/10] photos/a.jpg: processed`."""
 
     def __init__(self, console, total: int):
-        self.progress = None
-        self.total = total
+        self.progress, self.console, self.total, self.done = None, console, total, 0
+        self.lines = console is not None and not console.is_terminal and total > 1
         if console is not None and console.is_terminal and total > 1:
             self.progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", table_column=Column(max_width=40, no_wrap=True)),
                 BarColumn(),
                 MofNCompleteColumn(),
+                RateColumn(),
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
@@ -277,8 +290,14 @@ class Reporter:
             self.progress.stop()
 
     def advance(self, outcome: Outcome) -> None:
+        self.done += 1
         if self.progress:
-            self.progress.advance(self.task_id)
+            self.progress.update(self.task_id, advance=1, description=Path(outcome.job.name).name)
+        elif self.lines:
+            message = outcome.message.removeprefix(f"{outcome.job.name}: ")
+            note = f" ({message})" if message and outcome.status != PROCESSED else ""
+            self.console.print(f"[{self.done}/{self.total}] {outcome.job.name}: {outcome.status}{note}",
+                               markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def summary_lines(summary: ApplySummary, total: int) -> list[str]:
