@@ -88,6 +88,7 @@ def load_image(source: Path | bytes, name: str | None = None) -> LoadedImage:
     try:
         with _open(source, name) as image:
             _check_size(image, name)
+            _check_still(image, name)  # before decoding: the first frame alone would pass for the image
             if image.format == "PNG":
                 check_png_data(source.read_bytes() if isinstance(source, Path) else source, name)
             _load_strictly(image)
@@ -116,6 +117,16 @@ def max_pixels() -> int:
     if not (text.isascii() and text.isdigit() and int(text) > 0):
         raise MixtaskError(f"{MAX_PIXELS_ENV}={text!r}: give a whole number of pixels, e.g. 300000000")
     return int(text)
+
+
+def _check_still(image: Image.Image, name: str) -> None:
+    """A multi-frame file (animated GIF, WebP or PNG; multi-page TIFF) is refused, never cut to its first frame."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise MixtaskError(
+            f"{name}: {frames} frames ({image.format} animation or pages); mixtask translates still images: "
+            "save the frames as separate files first"
+        )
 
 
 def _check_size(image: Image.Image, name: str) -> None:
@@ -202,7 +213,8 @@ def _unreadable(name: str, error: BaseException) -> MixtaskError:
 
 
 def from_pil(image: Image.Image, name: str = "image") -> LoadedImage:
-    """Split a PIL image of any mode into 8-bit RGB and alpha (orientation applied)."""
+    """Split a PIL image of any mode into 8-bit RGB and alpha (orientation applied); a multi-frame one is refused."""
+    _check_still(image, name)
     format_name = normalize_format(image.format) or "png"  # transposed copies forget their format
     image = _oriented(image)
     rgb, alpha = _to_rgb_alpha(image)

@@ -227,3 +227,16 @@ def test_complete_and_interlaced_pngs_still_load(tmp_path):
         path = tmp_path / f"{mode.replace(';', '')}.png"
         image.save(path, interlace=1) if mode == "RGB" else image.save(path)
         assert load_image(path).rgb.shape == (33, 47, 3), mode
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG", "TIFF"])
+def test_a_multi_frame_file_is_refused_not_cut_to_its_first_frame(tmp_path, fmt):
+    frames = [Image.fromarray(np.full((16, 16, 3), value, np.uint8)) for value in (0, 128, 255)]
+    path = tmp_path / f"anim.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with pytest.raises(MixtaskError, match=r"anim\.\w+: 3 frames .* mixtask translates still images"):
+        load_image(path)
+    with Image.open(path) as opened, pytest.raises(MixtaskError, match="3 frames"):  # the Python API's way in
+        from_pil(opened)
+    frames[0].save(tmp_path / f"still.{fmt.lower()}", format=fmt)  # one frame: fine
+    assert load_image(tmp_path / f"still.{fmt.lower()}").rgb.shape == (16, 16, 3)
