@@ -78,6 +78,7 @@ def test_info_lists_each_training_session_on_its_own_line(tmp_path):
         {"event": "resume", "step": 4451, "hardware": "1 x CPU-B (1 threads)"},  # an older log: no command
         {"event": "resume", "step": 20474, "hardware": "1 x CPU-B (2 threads)", "size": 256, "lr": 1e-4},
         {"event": "resume", "step": 22000, "hardware": "1 x CPU-B (2 threads)", "size": 128, "job_weights": "seg=3"},
+        {"event": "resume", "step": 23000, "hardware": "1 x CPU-B (2 threads)", "size": 128, "job_weights": "seg=3"},
     ]
     path = save_weights(tmp_path / "w.safetensors", make_tiny_model(), DEFAULT_TASK_SET, {"sessions": sessions})
     result = runner.invoke(app, ["info", str(path)], terminal_width=200)
@@ -85,7 +86,23 @@ def test_info_lists_each_training_session_on_its_own_line(tmp_path):
     assert "start at step 0: 1 x CPU-A (2 threads): mixtask train --data d" in result.output
     assert "resume at step 4451: 1 x CPU-B (1 threads): command not logged" in result.output
     assert "resume at step 20474 (256 px, lr 0.0001): 1 x CPU-B (2 threads)" in result.output
-    assert "resume at step 22000 (128 px, jobs seg=3): 1 x CPU-B (2 threads)" in result.output
+    assert "resume at step 22000 (128 px, jobs seg=3): mixtask" not in result.output  # same hardware: said once
+    assert "resume at step 22000 (128 px, jobs seg=3): command not logged" in result.output
+    assert "resume at step 23000 (128 px): command not logged" in result.output  # same jobs: said once
+
+
+def test_info_shows_recorded_metrics_as_tables_not_json(tiny_weights, tmp_path):
+    from mixtask.weights import record_metrics
+
+    metrics = {"split": "val", "held_out": True, "size": 64, "count": 2, "seed": 0, "fd_label": "FD", "notes": [],
+               "groups": [{"name": "denoise", "kind": "denoise", "source": "crops", "samples": 2,
+                           "rows": {"model": {"mse": 0.01, "psnr": 20.0, "ssim": 0.9, "mse_imagenet": 0.1}},
+                           "baselines": [], "best_baseline": None}], "sweep": [], "arch": "film"}  # fmt: skip
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(tiny_weights.read_bytes())
+    record_metrics(path, metrics)
+    output = runner.invoke(app, ["info", str(path)]).output
+    assert "20.00" in output and '"psnr"' not in output and "{" not in output
 
 
 def test_info_on_bad_file_is_one_line_error(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from rich.table import Table
 
@@ -38,20 +39,45 @@ def _key_value_table(title: str, data: dict) -> Table:
     table.add_column("value", overflow="fold")
     for key, value in data.items():
         if key == "sessions" and isinstance(value, list):
-            value = "\n".join(_session_line(session) for session in value)
-        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+            value = "\n".join(_session_line(session, value[i - 1] if i else {}) for i, session in enumerate(value))
+        table.add_row(str(key), _readable(value))
     return table
 
 
-def _session_line(session: dict) -> str:
-    """`resume at step 4451 (128 px, lr 0.001): 1 x CPU (2 threads), bfloat16: mixtask train --resume runs/base2`."""
+HASH = re.compile(r"\b[0-9a-f]{40,64}\b")
+
+
+def _readable(value, indent: str = "") -> str:
+    """A metadata value as lines a person reads at 80 columns: nested objects as `key: value` lines, long hex
+    digests cut to 12 characters (the file keeps them whole), lists one item a line."""
+    if isinstance(value, str):
+        return HASH.sub(lambda match: match.group(0)[:12] + "...", value)
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            text = _readable(item, indent + "  ")
+            lines.append(
+                f"{indent}{key}:\n{text}" if "\n" in text or isinstance(item, dict) else f"{indent}{key}: {text}"
+            )
+        return "\n".join(lines)
+    if isinstance(value, list):
+        return "\n".join(_readable(item, indent) for item in value)
+    return json.dumps(value)
+
+
+def _session_line(session: dict, previous: dict) -> str:
+    """`resume at step 4451 (128 px, lr 0.001): 1 x CPU (2 threads): mixtask train --resume runs/base2`; the
+    hardware and the job weights only where they differ from the session before (short lines at 80 columns)."""
     command = session.get("command", "command not logged")
     settings = [f"{session['size']} px"] if "size" in session else []
     settings += [f"lr {session['lr']:g}"] if "lr" in session else []
-    settings += [f"jobs {session['job_weights']}"] if "job_weights" in session else []
+    if "job_weights" in session and session["job_weights"] != previous.get("job_weights"):
+        settings += [f"jobs {session['job_weights']}"]
+    settings += [f"composites {session['composites']}"] if "composites" in session else []
     where = f"{session.get('event', '?')} at step {session.get('step', '?')}"
     where += f" ({', '.join(settings)})" if settings else ""
-    return f"{where}: {session.get('hardware', '?')}: {command}"
+    hardware = session.get("hardware", "?")
+    return f"{where}: {hardware}: {command}" if hardware != previous.get("hardware") else f"{where}: {command}"
 
 
 def architecture_text(info: WeightsInfo, model) -> str:
@@ -77,5 +103,16 @@ def info_tables(info: WeightsInfo, model) -> list[Table]:
         _key_value_table("Model", summary),
         tasks_table(info),
         _key_value_table("Provenance", info.provenance or {"": "not recorded"}),
-        _key_value_table("Metrics", info.metrics or {"": "not measured"}),
+        *_metrics_tables(info.metrics),
     ]
+
+
+def _metrics_tables(metrics: dict) -> list:
+    """An eval result (`mixtask eval --record`) as the tables `mixtask eval` prints; anything else as keys."""
+    if not metrics:
+        return [_key_value_table("Metrics", {"": "not measured"})]
+    if "groups" not in metrics:
+        return [_key_value_table("Metrics", metrics)]
+    from mixtask.evaluation.report import result_tables
+
+    return result_tables(metrics)
