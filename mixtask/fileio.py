@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 
 
 def _read_umask() -> int:
@@ -57,6 +57,15 @@ def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def check_output(path: Path, inputs: tuple[Path, ...], overwrite: bool) -> None:
+    """The rules of `apply` for one output: never an input (a usage error), an existing file is kept (exit 1)
+    unless `overwrite`. Checked before any work; the write itself then uses `atomic_path(path, overwrite)`."""
+    if any(Path(path).resolve() == Path(source).resolve() for source in inputs):
+        raise UsageError(f"output {path} would overwrite an input; write it elsewhere")
+    if Path(path).exists() and not overwrite:
+        raise MixtaskError(f"output {path} exists; it was kept (--overwrite replaces it)")
 
 
 def remove_stale_parts(path: Path) -> list[Path]:

@@ -135,6 +135,19 @@ def test_sweep_sheet_two_axes(tiny_weights, tmp_path):
     assert np.abs(first.astype(int) - last.astype(int)).mean() > 1  # strengths change the output
 
 
+def test_sweep_keeps_an_existing_sheet_and_never_writes_over_its_input(tiny_weights, tmp_path):
+    image, sheet = tmp_path / "in.png", tmp_path / "sheet.png"
+    Image.new("RGB", (20, 20)).save(image)
+    sheet.write_bytes(b"an earlier sheet")
+    base = ["sweep", "--x", "seg", "--steps", "2", "--cell", "20", "-w", str(tiny_weights)]
+    kept = runner.invoke(app, [*base, str(image), "-o", str(sheet)])
+    assert kept.exit_code == 1 and "exists; it was kept" in kept.output and sheet.read_bytes() == b"an earlier sheet"
+    assert runner.invoke(app, [*base, str(image), "-o", str(sheet), "--overwrite"]).exit_code == 0
+    assert sheet.read_bytes() != b"an earlier sheet"
+    same = runner.invoke(app, [*base, str(image), "-o", str(image), "--overwrite"])
+    assert same.exit_code == 2 and "would overwrite an input" in same.output
+
+
 def test_sweep_rejects_same_axis_and_bad_steps(tiny_weights, tmp_path):
     image = tmp_path / "in.png"
     Image.new("RGB", (20, 20)).save(image)

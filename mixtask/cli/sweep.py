@@ -32,18 +32,20 @@ def sweep_command(
     output: Path = typer.Option(..., "--output", "-o", help="Sheet to write (.png/.jpg/.webp)."),
     weights: Path = typer.Option(None, "--weights", "-w", help=WEIGHTS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing sheet (never the input)."),
 ) -> None:
     """Show how outputs change as task strengths go from 0 to 1 (one or two axes)."""
-    from mixtask.fileio import atomic_path
+    from mixtask.fileio import atomic_path, check_output
     from mixtask.images import load_image
     from mixtask.inference.translator import Translator
     from mixtask.studies.sweep import SweepSpec, make_sweep_sheet
 
     if output.suffix.lower() not in SHEET_FORMATS:
         raise MixtaskError(f"cannot write a sheet as {output.suffix or 'no extension'}: use .png, .jpg or .webp")
+    check_output(output, (image,), overwrite)
     spec = SweepSpec(x_task=x, y_task=y, steps=steps, base=task, cell=cell)
     translator = Translator.from_file(weights, device=device)
     sheet = make_sweep_sheet(translator, load_image(image).rgb, spec)
-    with atomic_path(output) as temp:
+    with atomic_path(output, replace=overwrite) as temp:
         sheet.save(temp, format=SHEET_FORMATS[output.suffix.lower()])
     typer.echo(f"wrote {output}")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mixtask.data.corruptions import CORRUPTIONS, corrupt
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 from mixtask.tensors import from_uint8, to_array
 
 KINDS = tuple(CORRUPTIONS)  # task kinds with a corruption: inpaint (holes), denoise (scratches)
@@ -33,7 +33,7 @@ def damage(rgb: np.ndarray, kinds: tuple[str, ...], seed: int = 0) -> tuple[np.n
     kinds = tuple(dict.fromkeys(kind_of(label) for label in kinds))
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
-        raise MixtaskError(f"unknown damage {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
+        raise UsageError(f"unknown damage {', '.join(unknown) or '(none)'}: choose from {', '.join(KINDS)}")
     x = from_uint8(rgb)[None]
     damaged, mask = corrupt(x, kinds, torch.Generator().manual_seed(seed))
     out = to_array(damaged[0])
