@@ -59,6 +59,13 @@ def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
         raise
 
 
+def cache_dir() -> Path:
+    """Where mixtask keeps what it can compute again: `$MIXTASK_CACHE`, else $XDG_CACHE_HOME/mixtask or
+    ~/.cache/mixtask."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mixtask"
+    return Path(os.environ.get("MIXTASK_CACHE") or default)
+
+
 def check_output(path: Path, inputs: tuple[Path, ...], overwrite: bool) -> None:
     """The rules of `apply` for one output: never an input (a usage error), an existing file is kept (exit 1)
     unless `overwrite`. Checked before any work; the write itself then uses `atomic_path(path, overwrite)`."""

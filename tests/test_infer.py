@@ -81,6 +81,25 @@ def test_auto_precision_keeps_bf16_only_with_fast_bf16_and_good_probe(monkeypatc
     assert translator(precision="auto").precision == "fp32"
 
 
+def test_the_precision_probe_runs_once_per_weights_file_and_machine(monkeypatch, tiny_weights, tmp_path):
+    from mixtask.inference import translator as translator_module
+
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setenv("MIXTASK_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = translator_module.probe_psnr
+    monkeypatch.setattr(translator_module, "probe_psnr", lambda *args: calls.append(1) or real(*args))
+    first = Translator.from_file(tiny_weights)
+    second = Translator.from_file(tiny_weights)
+    assert len(calls) == 1 and first.probe_psnr == second.probe_psnr and second.precision == first.precision
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(tiny_weights.read_bytes())
+    Translator.from_file(copy)  # another file: probed
+    (tmp_path / "cache" / translator_module.PROBE_CACHE).write_text("not json")
+    Translator.from_file(tiny_weights)  # a broken cache is ignored, not an error
+    assert len(calls) == 3
+
+
 # --- shapes, dtypes, task input ------------------------------------------------------------------
 
 

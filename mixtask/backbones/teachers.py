@@ -148,10 +148,9 @@ def on_white(rgba: np.ndarray) -> np.ndarray:
 def render_cache(dataset, provenance: dict) -> Path:
     """Where the renderings of one data split and style go: `$MIXTASK_CACHE` or ~/.cache/mixtask, then
     teacher-styles/<data, split and decoded size>/<style image>; runs and probes on the same data share it."""
-    import os
+    from mixtask.fileio import cache_dir
 
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mixtask"
-    root = Path(os.environ.get("MIXTASK_CACHE") or default)
+    root = cache_dir()
     data = hashlib.sha256(str(Path(dataset.root).resolve()).encode()).hexdigest()[:12]
     teacher = hashlib.sha256(json.dumps(provenance, sort_keys=True).encode()).hexdigest()[:16]  # style + teacher files
     return root / "teacher-styles" / f"{data}-{dataset.split}-{dataset.max_side}" / teacher

@@ -21,7 +21,10 @@ half precision, never tiled); `Translator` checks what each one can be asked (`c
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mixtask.errors import MixtaskError
+from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
 from mixtask.nets import capabilities
 from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
@@ -396,7 +400,11 @@ class Translator:
         if candidate == "fp32":
             return "fp32", reference
         half = engine(model, self.device, devices.dtype_of(candidate))
-        self.probe_psnr = probe_psnr(reference, half, len(self.task_set))
+        key = probe_key(self.info.path, self.device, candidate)
+        self.probe_psnr = cached_probe(key)
+        if self.probe_psnr is None:
+            self.probe_psnr = probe_psnr(reference, half, len(self.task_set))
+            remember_probe(key, self.probe_psnr)
         if self.probe_psnr >= devices.MIN_HALF_PSNR:
             return candidate, half
         return "fp32", reference
@@ -550,6 +558,40 @@ class Translator:
 
         tiling.stream(self.net, pad_to_multiple(x), film, self.tile, write)
         return out
+
+
+PROBE_CACHE = "precision-probes.json"
+
+
+def probe_key(path, device: torch.device, candidate: str) -> str | None:
+    """What a probe's result depends on: the weights file (path, size, time), the device and CPU, torch and the
+    half precision tried. None (never cached) for a model not read from a file."""
+    if path is None or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    where = devices.cpu_model() if device.type == "cpu" else str(device)
+    return json.dumps([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, where, torch.__version__, candidate])
+
+
+def cached_probe(key: str | None) -> float | None:
+    if key is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        value = json.loads((cache_dir() / PROBE_CACHE).read_text()).get(key)
+        return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def remember_probe(key: str | None, value: float) -> None:
+    """Keep a probe's PSNR so that the next start on this machine skips it (0.15 s); a cache that cannot be
+    written costs only that time again."""
+    if key is None or not math.isfinite(value):
+        return
+    path = cache_dir() / PROBE_CACHE
+    with contextlib.suppress(OSError, ValueError, MixtaskError):
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        known = dict(list(known.items())[-63:]) | {key: value}  # the last 64 files and machines
+        write_bytes_atomic(path, json.dumps(known).encode())
 
 
 @torch.inference_mode()

@@ -1,0 +1,58 @@
+"""Start-up overhead of `mixtask apply` beyond importing torch (issue 18: at most 0.25 s).
+
+Times, as fresh processes, `python -c "import torch"` and `mixtask apply tiny.png -t seg=1,style1=1` on a
+64x64 image with the shipped weights (the precision probe cached by a first, untimed run, as on any second
+start), and reports the medians and their difference. Run it on an idle machine:
+
+    python benchmarks/startup.py --repeats 7 --json weights/training/bench/startup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    image = work / "tiny.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
+    mixtask = shutil.which("mixtask") or str(Path(sys.executable).with_name("mixtask"))
+    apply = [mixtask, "apply", str(image), "-t", "seg=1,style1=1", "-o", str(work / "out.png"), "--overwrite"]
+    subprocess.run(apply, check=True, capture_output=True)  # caches the precision probe
+    torch_only = [seconds([sys.executable, "-c", "import torch"]) for _ in range(args.repeats)]
+    whole = [seconds(apply) for _ in range(args.repeats)]
+    result = {
+        "import_torch_s": round(statistics.median(torch_only), 3),
+        "apply_s": round(statistics.median(whole), 3),
+        "overhead_s": round(statistics.median(whole) - statistics.median(torch_only), 3),
+        "repeats": args.repeats,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
