@@ -40,7 +40,7 @@ class LossWeights:
     Perceptual terms are relative (see the module docstring): content is 0 for the input itself
     and about 1 when the features are as far off as their own size; style starts near 0.7 on a
     photo. style=10, tv=50 were calibrated with the shared HED VGG16 and The Starry Night by
-    optimising pixels from a photo (README, "Losses"): clearly stylised, still recognisable;
+    optimising pixels from a photo (docs/training.md, "Losses"): clearly stylised, still recognisable;
     style 30 swamps detail, tv 200 blurs it. `adversarial` scales the LSGAN generator loss
     against an L2 of weight 1, the pix2pix ratio (GAN 1 : L1 100); not yet calibrated.
     """
