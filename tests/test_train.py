@@ -21,7 +21,17 @@ from typer.testing import CliRunner
 from mixtask.cli import app
 from mixtask.cli.train import resolve_mix_method
 from mixtask.errors import MixtaskError
-from mixtask.training import STAGE1_NAME, StyleSpec, TrainOptions, enter_stage2, optimize, prepare, setup_run, train
+from mixtask.training import (
+    STAGE1_NAME,
+    StyleSpec,
+    TrainOptions,
+    check_options,
+    enter_stage2,
+    optimize,
+    prepare,
+    setup_run,
+    train,
+)
 from mixtask.training.checkpoint import load_checkpoint
 from mixtask.training.progress import read_records
 from mixtask.weights import load_weights, read_info
@@ -565,3 +575,25 @@ def test_random_bytes_as_a_checkpoint_never_suggest_unsafe_loading(tmp_path):
     result = CliRunner().invoke(app, ["train", "--resume", str(out), "-q"])
     assert result.exit_code == 1 and "is damaged" in result.output
     assert "weights_only" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_deep_seg_supervision_trains_a_head_that_resumes_exactly_and_is_not_exported(assets, tmp_path):
+    seg_only = "recon=0,inpaint=0,denoise=0,style1=0,seg=1"
+    options = tiny_options(
+        assets, tmp_path / "straight", steps=4, mix_method=1, seg_loss="mask", adversarial_weight=0,
+        deep_seg_weight=0.5, job_weights=seg_only, checkpoint_every=1,
+    )  # fmt: skip
+    straight = train(options, quiet=True)
+    records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    deep = [r["losses"]["seg.deep"] for r in records if "losses" in r]
+    assert len(deep) == 4 and all(value > 0 for value in deep)
+    assert load_checkpoint(tmp_path / "straight")["deep_seg_head"]["weight"].shape == (1, 16, 1, 1)
+    model, info = load_weights(straight.weights)
+    assert info.provenance["deep_seg_weight"] == 0.5 and not any("deep" in key for key in model.state_dict())
+    train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=interrupt_at(2))
+    resumed = train(replace(options, out=str(tmp_path / "resumed")), resume=True, quiet=True)
+    a, b = load_weights(straight.weights)[0], load_weights(resumed.weights)[0]
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(MixtaskError, match="--deep-seg-weight needs --arch film and --seg-loss mask"):
+        check_options(replace(options, seg_loss="l2"))

@@ -22,6 +22,10 @@ RESUME_HELP = (
     "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
     "--compile, --composites and, in stage 1, --stage1-steps may change)."
 )
+DEEP_SEG_HELP = (
+    "Seg deep supervision (film, --seg-loss mask): this times BCE + Dice of a training-only 1x1 head on the "
+    "bottleneck against the mask at 1/4 resolution; 0: off."
+)
 COMPOSITES_HELP = (
     "Seg composites: pasted = any background crop, the mask is the cut-out's; plain = backgrounds whose own "
     "mask covers < 2 %; union = any background, its own mask joined to the cut-out's.  \\[default: pasted]"
@@ -104,6 +108,7 @@ def train_command(
         TrainOptions.mask_weight, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."
     ),
     composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
+    deep_seg_weight: float = typer.Option(TrainOptions.deep_seg_weight, "--deep-seg-weight", help=DEEP_SEG_HELP),
     damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
     keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
@@ -164,6 +169,7 @@ def train_command(
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
             composites=composites.value if composites else TrainOptions.composites,
+            deep_seg_weight=deep_seg_weight,
             damage_weight=damage_weight,
             keep_weight=keep_weight,
             restoration_l1=restoration_l1,

@@ -179,6 +179,19 @@ def input_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 _gate_logits: list[torch.Tensor] | None = None  # where `recording_gates` collects the gated head's gate logits
+_bottlenecks: list[torch.Tensor] | None = None  # where `recording_bottlenecks` collects MixNet's bottleneck features
+
+
+@contextlib.contextmanager
+def recording_bottlenecks() -> Iterator[list[torch.Tensor]]:
+    """Collect MixNet's bottleneck features (B, 4w, H/4, W/4), the residual blocks' output, of every forward
+    inside the block: training can supervise them through a small head of its own (`--deep-seg-weight`)."""
+    global _bottlenecks
+    previous, _bottlenecks = _bottlenecks, []
+    try:
+        yield _bottlenecks
+    finally:
+        _bottlenecks = previous
 
 
 @contextlib.contextmanager
@@ -268,7 +281,11 @@ class MixNet(TaskNet):
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
         convs, film = [*self.encoder, *self.residual, *self.decoder], self.film_params(c)
 
+        first_decoder = len(convs) - 2
+
         def layer(i: int, h: torch.Tensor) -> torch.Tensor:
+            if i == first_decoder and _bottlenecks is not None:
+                _bottlenecks.append(h)
             return self.norms[i](convs[i](h), *film[i])
 
         return apply_head(self.config, self.output(run_layers(x, layer, self.config.res_blocks)), x)

@@ -20,6 +20,7 @@ def checkpoint_state(run: Run) -> dict:
         "optimizer": run.optimizer.state_dict(),
         "disc": run.disc.state_dict() if run.disc else None,
         "disc_optimizer": run.disc_optimizer.state_dict() if run.disc_optimizer else None,
+        "deep_seg_head": run.deep_seg_head.state_dict() if run.deep_seg_head else None,
         "teacher": run.teacher.state_dict() if run.teacher else None,
         "scaler": run.scaler.state_dict(),
         "loss_scales": dict(run.loss_scales),
@@ -45,6 +46,8 @@ def write_checkpoint(run: Run) -> None:
 def restore(run: Run, state: dict) -> None:
     """Put a checkpoint's state back into a freshly built run."""
     run.net.load_state_dict(state["model"])
+    if run.deep_seg_head is not None and state.get("deep_seg_head") is not None:
+        run.deep_seg_head.load_state_dict(state["deep_seg_head"])
     run.optimizer.load_state_dict(state["optimizer"])
     if run.disc is not None and state["disc"] is not None:
         run.disc.load_state_dict(state["disc"])

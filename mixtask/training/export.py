@@ -61,6 +61,7 @@ def provenance(run: Run, stage: int) -> dict:
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
         "composites": options.composites,
+        "deep_seg_weight": options.deep_seg_weight,
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
         "restoration_l1": options.restoration_l1,

@@ -54,6 +54,7 @@ class TrainOptions:
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
+    deep_seg_weight: float = 0.0  # film, --seg-loss mask: BCE + Dice of a training-only head on the bottleneck
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
     restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
@@ -159,6 +160,11 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
+        (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
+        (
+            options.deep_seg_weight == 0 or (options.arch == "film" and options.seg_loss == "mask"),
+            "--deep-seg-weight needs --arch film and --seg-loss mask",
+        ),
         (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
         (math.isfinite(options.keep_weight) and options.keep_weight >= 0, "--keep-weight must be >= 0"),
         (math.isfinite(options.restoration_l1) and options.restoration_l1 >= 0, "--restoration-l1 must be >= 0"),

@@ -74,6 +74,16 @@ def setup_discriminator(run: Run) -> None:
     run.disc_optimizer = torch.optim.Adam(run.disc.parameters(), lr=run.options.lr, betas=(0.5, 0.999))
 
 
+def setup_deep_seg(run: Run) -> None:
+    """--deep-seg-weight: a 1x1 conv from the bottleneck to a mask logit at 1/4 resolution, trained with the
+    network (a second Adam group) and never exported: deep supervision, a short path from the seg loss to the
+    encoder and residual blocks."""
+    if run.options.deep_seg_weight <= 0:
+        return
+    run.deep_seg_head = torch.nn.Conv2d(4 * run.options.width, 1, 1).to(run.device)
+    run.optimizer.add_param_group({"params": list(run.deep_seg_head.parameters())})
+
+
 def setup_weighting(run: Run) -> None:
     """Schedule joint: the `--weighting` over the jobs of every stage; learnable weights join Adam as a group."""
     if run.options.schedule != "joint":
@@ -168,6 +178,7 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     run.scaler = torch.amp.GradScaler("cuda", enabled=run.dtype == torch.float16)
     setup_styles(run)
     setup_discriminator(run)
+    setup_deep_seg(run)
     setup_weighting(run)
     return run
 

@@ -31,6 +31,7 @@ class Run:
     corruptions: dict[str, Callable]
     disc: torch.nn.Module | None = None
     disc_optimizer: torch.optim.Optimizer | None = None
+    deep_seg_head: torch.nn.Module | None = None  # --deep-seg-weight: 1x1 conv on the bottleneck -> mask logit
     perceptual: torch.nn.Module | None = None
     style_grams: dict[str, dict] = field(default_factory=dict)
     style_images: dict[str, torch.Tensor] = field(default_factory=dict)

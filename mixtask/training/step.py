@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from mixtask.mixing import KIND_ROLES
-from mixtask.nets.film import recording_gates
+from mixtask.nets.film import recording_bottlenecks, recording_gates
 from mixtask.training import distributed as ddp
 from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
 from mixtask.training.plan import Job
@@ -46,6 +47,18 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     terms[f"{name}.adversarial"] = generator_loss
     terms[name] = terms[name] + run.options.adversarial_weight * generator_loss
     return terms, (output.detach(), target, batch.input)
+
+
+def add_deep_seg(run: Run, terms: dict, name: str, bottleneck: torch.Tensor, mask: torch.Tensor) -> None:
+    """--deep-seg-weight: BCE + Dice of the training-only head's logit (1/4 resolution) against the mask
+    averaged down to it, added to the job's loss."""
+    from mixtask.training.losses import mask_losses
+
+    logit = run.deep_seg_head(bottleneck.float())
+    deep = mask_losses(logit, F.adaptive_avg_pool2d(mask.float(), logit.shape[-2:]))
+    terms[f"{name}.deep"] = sum(deep.values())
+    terms[name] = terms[name] + run.options.deep_seg_weight * terms[f"{name}.deep"]
+    terms["total"] = terms["total"] + run.options.deep_seg_weight * terms[f"{name}.deep"]
 
 
 def supervises_gate(run: Run, job: Job) -> bool:
@@ -151,10 +164,12 @@ def optimize(run: Run, job: Job, batch: Batch) -> dict[str, float]:
     run.model.train()
     with ddp.autocast(run.device, run.dtype):
         batch = add_synthesized_target(run, job, batch)
-        with recording_gates() as gates:
+        with recording_gates() as gates, recording_bottlenecks() as bottlenecks:
             output = run.model(batch.input, batch.vector)
         gate = gates[-1] if gates and supervises_gate(run, job) else None
         terms, disc_inputs = job_losses(run, job, output.float(), batch, gate)
+        if gate is not None and run.deep_seg_head is not None and job.rule.needs_mask and bottlenecks:
+            add_deep_seg(run, terms, job.name, bottlenecks[-1], batch.mask)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(terms["total"] / loss_scale(run, job.name, terms["total"])).backward()
     run.scaler.step(run.optimizer)
