@@ -3,7 +3,7 @@
 import sys
 
 import torch
-from mixtask.model import recording_gates
+from mixtask.nets.film import recording_gates
 
 from mixtask.data import SampleMaker, default_max_side, load_dataset
 from mixtask.weights import load_weights
