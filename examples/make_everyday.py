@@ -60,7 +60,7 @@ def cutout_picture(photo: Path) -> None:
 
 def inpaint_picture(photo: Path) -> None:
     holes, mask, filled = OUT / "holes.png", OUT / "holes-mask.png", OUT / "filled.png"
-    mixtask("damage", photo, "-k", "inpaint", "--seed", "4", "-o", holes, "--mask", mask)
+    mixtask("damage", photo, "-k", "inpaint", "--seed", "4", "-o", holes, "--mask", mask, "--overwrite")
     mixtask("apply", holes, "--task", "inpaint", "--mask", mask, "-o", filled, "--overwrite")
     side_by_side([Image.open(holes), Image.open(mask), Image.open(filled)]).save(OUT / "inpaint-mask.png")
     for path in (holes, mask, filled):
