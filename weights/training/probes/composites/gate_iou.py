@@ -3,9 +3,9 @@
 import sys
 
 import torch
-from mixtask.nets.film import recording_gates
 
 from mixtask.data import SampleMaker, default_max_side, load_dataset
+from mixtask.nets.film import recording_gates
 from mixtask.weights import load_weights
 
 torch.set_num_threads(1)
