@@ -67,6 +67,11 @@ def format_from_extension(path: Path) -> str | None:
     return normalize_format(suffix) if suffix in INPUT_EXTENSIONS else None
 
 
+def is_input_name(name: str) -> bool:
+    """Whether a folder scan takes this file name as an input image: not hidden, one of INPUT_EXTENSIONS."""
+    return not name.startswith(".") and Path(name).suffix.lower() in INPUT_EXTENSIONS
+
+
 def choose_format(requested: str | None, input_format: str | None, has_alpha: bool) -> str:
     """The output format: `requested`, else the input's (if writable), else PNG; PNG for alpha in JPEG."""
     chosen = normalize_format(requested) or normalize_format(input_format)
@@ -88,7 +93,6 @@ def load_image(source: Path | bytes, name: str | None = None) -> LoadedImage:
     try:
         with _open(source, name) as image:
             _check_size(image, name)
-            _check_still(image, name)  # before decoding: the first frame alone would pass for the image
             if image.format == "PNG":
                 check_png_data(source.read_bytes() if isinstance(source, Path) else source, name)
             _load_strictly(image)

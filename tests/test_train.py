@@ -595,5 +595,6 @@ def test_deep_seg_supervision_trains_a_head_that_resumes_exactly_and_is_not_expo
     a, b = load_weights(straight.weights)[0], load_weights(resumed.weights)[0]
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
-    with pytest.raises(MixtaskError, match="--deep-seg-weight needs --arch film and --seg-loss mask"):
-        check_options(replace(options, seg_loss="l2"))
+    for wrong in ({"seg_loss": "l2"}, {"schedule": "joint", "job_weights": ""}):  # the joint step has no head
+        with pytest.raises(MixtaskError, match="--deep-seg-weight needs --arch film, --seg-loss mask and --sched"):
+            check_options(replace(options, **wrong))

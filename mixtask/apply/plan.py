@@ -165,11 +165,7 @@ def _folder_images(
 ) -> list[Path]:
     files: list[Path] = []
     for folder, names in _walk(root, recursive, exclude):
-        candidates = [
-            folder / name
-            for name in sorted(names)
-            if not name.startswith(".") and Path(name).suffix.lower() in images.INPUT_EXTENSIONS
-        ]
+        candidates = [folder / name for name in sorted(names) if images.is_input_name(name)]
         candidates = [file for file in candidates if _resolved(file) not in exclude]  # e.g. the task map
         files += _drop_own_outputs(candidates, task_set, suffix)
     return files

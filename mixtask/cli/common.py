@@ -74,7 +74,7 @@ def user_errors(command):
 
 
 # What an option's value looks like in --help, by annotation (Typer's own: <bool>, <list[str]>, <path>)
-METAVARS = {"bool": "", "Path": "PATH", "str": "TEXT", "int": "INT", "float": "NUMBER"}
+METAVARS = {"Path": "PATH", "str": "TEXT", "int": "INT", "float": "NUMBER"}  # flags: none (ReadableCommand)
 LIST_METAVARS = {"style": "TASK=IMAGE", "mix": "TASK+TASK", "kind": "KIND", "arch": "ARCH"}
 
 
@@ -95,7 +95,7 @@ def _help_option_without_type(base: type) -> type:
                 if isinstance(param, typer.core.TyperArgument) and param.metavar:  # its name says it all
                     param.display_type_rich = lambda ctx: None
                 elif isinstance(param, typer.core.TyperOption) and param.is_flag and param.metavar is None:
-                    param.metavar = ""  # Typer's own flags (--install-completion)
+                    param.metavar = ""  # a flag takes no value (ours, and Typer's --install-completion)
             return params
 
         def collect_usage_pieces(self, ctx):  # `INPUT...` as click writes it, not Typer's `{INPUT}...`

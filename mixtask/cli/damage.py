@@ -36,7 +36,7 @@ def damage_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (never inputs)."),
 ) -> None:
     """Add square holes or scratches as in training, to try inpaint and denoise on."""
-    from mixtask.images import INPUT_EXTENSIONS
+    from mixtask.images import is_input_name
 
     if not image.is_dir():
         _damage_one(image, tuple(kind), output, mask, seed, overwrite)
@@ -45,7 +45,7 @@ def damage_command(
     failed = []
     files = sorted(
         path for path in image.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in INPUT_EXTENSIONS
+        if path.is_file() and is_input_name(path.name)
     )  # fmt: skip
     if not files:
         raise MixtaskError(f"no images in {image}")

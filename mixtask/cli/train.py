@@ -23,7 +23,7 @@ RESUME_HELP = (
     "--compile, --composites and, in stage 1, --stage1-steps may change)."
 )
 DEEP_SEG_HELP = (
-    "Seg deep supervision (film, --seg-loss mask): this times BCE + Dice of a training-only 1x1 head on the "
+    "Seg deep supervision (film, --seg-loss mask, per-batch): this times BCE + Dice of a training-only 1x1 head on the "
     "bottleneck against the mask at 1/4 resolution; 0: off."
 )
 COMPOSITES_HELP = (

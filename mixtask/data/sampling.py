@@ -207,10 +207,17 @@ class SampleMaker:
         index = self._randint(0, len(self.dataset.photos) - 1)
         return self._crop(*self._photo(index, styled)) / 255
 
-    def _pair_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        index = self.mask_pool[self._randint(0, len(self.mask_pool) - 1)]
-        crop = self._crop(*self._photo(index, styled), self.dataset.masks[index]) / 255
+    def _with_mask(self, index: int, styled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One crop of photo `index` and the same crop of its mask (zeros when the photo has none)."""
+        mask = self.dataset.masks[index] if self.dataset.masks else None
+        if mask is None:
+            crop = self._crop(*self._photo(index, styled)) / 255
+            return crop, crop.new_zeros(1, *crop.shape[-2:])
+        crop = self._crop(*self._photo(index, styled), mask) / 255
         return crop[:-1], crop[-1:]
+
+    def _pair_one(self, styled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._with_mask(self.mask_pool[self._randint(0, len(self.mask_pool) - 1)], styled)
 
     def _cutout_one(self, styled: bool = False) -> torch.Tensor:
         """A random cut-out, premultiplied, long side 25-70 % of size, maybe mirrored: (4, h, w) float
@@ -227,14 +234,8 @@ class SampleMaker:
         return cutout.flip(-1) if self._coin() else cutout
 
     def _background_one(self, styled: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """A clean crop and the same crop of its photo's own mask (zeros when the photo has none)."""
-        index = self._randint(0, len(self.dataset.photos) - 1)
-        mask = self.dataset.masks[index] if self.dataset.masks else None
-        if mask is None:
-            crop = self._crop(*self._photo(index, styled)) / 255
-            return crop, crop.new_zeros(1, *crop.shape[-2:])
-        crop = self._crop(*self._photo(index, styled), mask) / 255
-        return crop[:-1], crop[-1:]
+        """A clean crop of any photo and the same crop of its own mask."""
+        return self._with_mask(self._randint(0, len(self.dataset.photos) - 1), styled)
 
     def _plain_background(self, styled: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The first of PLAIN_TRIES background crops whose own mask covers < PLAIN_MAX_COVERAGE, else the

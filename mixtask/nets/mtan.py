@@ -60,6 +60,7 @@ class MTANNet(TaskNet):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1], H and W multiples of 4; c: (B, tasks) -> (B, 3, H, W)."""
         weights = branch_weights(c)  # (B, K)
+        active = (weights > 0).any(dim=0).tolist()  # the columns this batch weighs at all
 
         def layer(i: int, h: torch.Tensor) -> torch.Tensor:
             y = self.trunk.layer(i, h)
@@ -68,7 +69,7 @@ class MTANNet(TaskNet):
             mask = sum(
                 module(y) * weights[:, k, None, None, None].to(y.dtype)
                 for k, module in enumerate(self.attention[i])
-                if bool((weights[:, k] > 0).any())
+                if active[k]
             )
             return y * mask
 

@@ -162,8 +162,9 @@ def check_options(options: TrainOptions) -> None:
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
         (
-            options.deep_seg_weight == 0 or (options.arch == "film" and options.seg_loss == "mask"),
-            "--deep-seg-weight needs --arch film and --seg-loss mask",
+            options.deep_seg_weight == 0
+            or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),
+            "--deep-seg-weight needs --arch film, --seg-loss mask and --schedule per-batch",
         ),
         (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
         (math.isfinite(options.keep_weight) and options.keep_weight >= 0, "--keep-weight must be >= 0"),
