@@ -7,7 +7,11 @@ its mask loss, a style under the teacher loss and under the perceptual loss, a m
 images per second, the step's rate as a fraction of the conv peak, and the CPU share the process got.
 
     python benchmarks/train_step.py --data ../shared/data [--sizes 128] [--precisions bf16,fp32]
-        [--jobs denoise,seg,style1,style1-perceptual,seg+style1] [--compile both|on|off] [--json OUT]
+        [--jobs denoise,seg,style1,style1-perceptual,seg+style1] [--compile both|on|off]
+        [--forms both|fast|plain] [--json OUT]
+
+`--forms both` times each row with the network's convs in their faster exact forms (`mixtask.nets.convforms`,
+what training runs) and in their plain forms (before that rewrite), side by side.
 
 Run it on an idle machine: the rows are only comparable within one run.
 """
@@ -15,6 +19,8 @@ Run it on an idle machine: the rows are only comparable within one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import platform
@@ -25,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from mixtask.nets.convforms import plain_forms
 from mixtask.training import distributed as ddp
 from mixtask.training.options import StyleSpec, TrainOptions
 from mixtask.training.setup import setup_run
@@ -67,7 +74,12 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def time_job(options: TrainOptions, job_name: str, steps: int) -> dict:
+def time_job(options: TrainOptions, job_name: str, steps: int, plain: bool) -> dict:
+    with plain_forms() if plain else contextlib.nullcontext():
+        return _time_job(options, job_name, steps)
+
+
+def _time_job(options: TrainOptions, job_name: str, steps: int) -> dict:
     run = setup_run(options, ddp.DistContext())
     job = next(job for job in run.plan.jobs(run.plan.stage_at(0)) if job.name == job_name)
     batches = [prepare(run, job) for _ in range(4)]
@@ -92,6 +104,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="bf16,fp32")
     parser.add_argument("--jobs", default=",".join(JOBS))
     parser.add_argument("--compile", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--forms", choices=("both", "fast", "plain"), default="fast")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -106,21 +119,22 @@ def main() -> None:
     print("conv peak (3x3, 128 ch, fwd+bwd): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
     rows = []
     compiles = {"both": (False, True), "on": (True,), "off": (False,)}[args.compile]
+    forms = {"both": ("plain", "fast"), "fast": ("fast",), "plain": ("plain",)}[args.forms]
     for size in (int(s) for s in args.sizes.split(",")):
         for precision in precisions:
             for job_name in args.jobs.split(","):
                 task = job_name.removesuffix("-perceptual")
                 loss = "perceptual" if job_name.endswith("-perceptual") else "teacher"
-                for compiled in compiles:
+                for compiled, form in itertools.product(compiles, forms):
                     options = replace(base, size=size, precision=precision, style_loss=loss, compile=compiled)
-                    result = time_job(options, task, args.steps)
+                    result = time_job(options, task, args.steps, plain=form == "plain")
                     gflop = network_gflop(size, args.batch)
-                    row = {"job": job_name, "size": size, "precision": precision, "compile": compiled, **result,
-                           "images_per_s": round(args.batch / result["step_s"], 2),
+                    row = {"job": job_name, "size": size, "precision": precision, "compile": compiled, "forms": form,
+                           **result, "images_per_s": round(args.batch / result["step_s"], 2),
                            "conv_peak_fraction": round(gflop / result["step_s"] / peaks[precision], 3)}  # fmt: skip
                     rows.append(row)
                     print(f"{job_name:18s} {size:4d} px {precision:5s} compile {'on ' if compiled else 'off'} "
-                          f"{row['step_s']:.3f} s/step {row['images_per_s']:6.1f} img/s "
+                          f"{form:5s} {row['step_s']:.3f} s/step {row['images_per_s']:6.1f} img/s "
                           f"{row['conv_peak_fraction']:.0%} of the conv peak, CPU share {row['cpu_share']:.0%}, "
                           f"first step {row['first_step_s']} s", flush=True)  # fmt: skip
     if args.json:

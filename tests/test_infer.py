@@ -14,8 +14,6 @@ from mixtask.inference.translator import (
     Translator,
     pad_to_multiple,
     probe_image,
-    strided_weight,
-    subpixel_weight,
 )
 from mixtask.nets.film import pad_any_size
 from mixtask.nets.registry import build_model
@@ -144,23 +142,6 @@ def test_translate_pil_keeps_alpha_and_size():
 
 
 # --- the rewritten network computes what MixNet computes -------------------------------------
-
-
-def test_subpixel_and_strided_rewrites_are_exact():
-    gen = torch.Generator().manual_seed(0)
-    weight = torch.randn(5, 6, 3, 3, generator=gen, dtype=torch.float64)
-    x = torch.randn(1, 6, 7, 9, generator=gen, dtype=torch.float64)
-    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-    want = torch.nn.functional.conv2d(torch.nn.functional.pad(up, (1, 1, 1, 1), mode="reflect"), weight)
-    net = InferenceNet.__new__(InferenceNet)
-    net.decoder = [(subpixel_weight(weight), torch.zeros(20, dtype=torch.float64))]
-    got = net._upsample_conv(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 0)
-    assert torch.allclose(got, want, atol=1e-12)
-    wide = torch.randn(3, 6, 9, 9, generator=gen, dtype=torch.float64)
-    padded = torch.randn(1, 6, 20, 24, generator=gen, dtype=torch.float64)
-    direct = torch.nn.functional.conv2d(padded, wide)
-    shuffled = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(padded, strided_weight(wide), stride=2), 2)
-    assert torch.allclose(shuffled, direct, atol=1e-10)
 
 
 @pytest.mark.parametrize("size", [(32, 48), (17, 33)])

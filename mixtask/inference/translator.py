@@ -37,6 +37,7 @@ from mixtask.errors import MixtaskError
 from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
 from mixtask.nets import capabilities
+from mixtask.nets.convforms import interleave_subpixels, strided_weight, subpixel_weight
 from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
 from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
@@ -77,33 +78,6 @@ def fill_border(padded: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
         padded[:, :, :, pad - 1 - i] = padded[:, :, :, left]
         padded[:, :, :, pad + width + i] = padded[:, :, :, right]
     return padded
-
-
-def subpixel_weight(weight: torch.Tensor) -> torch.Tensor:
-    """3x3 conv after nearest x2 up-sampling + reflect pad 1 == 2x2 conv (4x outputs) on the
-    replicate-padded low-res input. Output channel (a * 2 + b) * O + o is sub-pixel (a, b)."""
-    taps = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # (sub-pixel, tap, kernel row)
-    folded = torch.einsum("apk,bql,oikl->aboipq", taps, taps, weight)
-    out_channels, in_channels = weight.shape[:2]
-    return folded.reshape(4 * out_channels, in_channels, 2, 2)
-
-
-def strided_weight(weight: torch.Tensor) -> torch.Tensor:
-    """kxk conv (k odd) == (k+1)x(k+1) stride-2 conv to 4x the channels, then pixel shuffle."""
-    out_channels, in_channels, k, _ = weight.shape
-    half = (k + 1) // 2
-    out = weight.new_zeros(out_channels, 2, 2, in_channels, half, 2, half, 2)  # o, a, b, i, jy, sy, jx, sx
-    for a in range(2):
-        for sy in range(2):
-            for jy in range(half):
-                ky = 2 * jy + sy - a
-                for b in range(2):
-                    for sx in range(2):
-                        for jx in range(half):
-                            kx = 2 * jx + sx - b
-                            if 0 <= ky < k and 0 <= kx < k:
-                                out[:, a, b, :, jy, sy, jx, sx] = weight[:, :, ky, kx]
-    return out.reshape(4 * out_channels, in_channels, 2 * half, 2 * half)
 
 
 def _exact(weight: torch.Tensor) -> torch.Tensor:
@@ -201,13 +175,8 @@ class InferenceNet:
     def _upsample_conv(self, padded: torch.Tensor, index: int) -> torch.Tensor:
         """Sub-pixel form of nearest x2 + conv3x3 on a replicate-padded input -> (B, O, 2H, 2W)."""
         weight, bias = self.decoder[index]
-        o4 = F.conv2d(padded, weight, bias)  # (B, 4 * O, H + 1, W + 1); sub-pixel (a, b) is offset by (a, b)
-        batch, channels = o4.shape[0], o4.shape[1] // 4
-        height, width = padded.shape[2] - 2, padded.shape[3] - 2
-        out = torch.empty((batch, channels, 2 * height, 2 * width), dtype=o4.dtype, device=o4.device, memory_format=CL)
-        for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            out[:, :, a::2, b::2] = o4[:, k * channels : (k + 1) * channels, a : a + height, b : b + width]
-        return out
+        o4 = F.conv2d(padded, weight, bias)
+        return interleave_subpixels(o4, padded.shape[2] - 2, padded.shape[3] - 2)
 
     def conv_same(self, h: torch.Tensor, index: int, band: int | None = None, in_place: bool = False) -> torch.Tensor:
         """Reflection-padded 3x3 conv of residual layer `index`.

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixtask.choices import HEADS
+from mixtask.nets import convforms
 from mixtask.nets.base import TaskNet
 from mixtask.nets.registry import names as architecture_names
 
@@ -96,18 +97,38 @@ class NormFiLM(nn.Module):
 
 
 class ConvLayer(nn.Module):
-    """Reflection-padded convolution, optionally after a nearest x2 up-sampling."""
+    """Reflection-padded convolution, optionally after a nearest x2 up-sampling.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False):
+    Computed in an exact faster form where one exists (`mixtask.nets.convforms`): the up-sampling layers in
+    the sub-pixel form, and with `shuffled` (a wide kernel to few channels, the output conv) as a stride-2
+    conv + pixel shuffle. The parameters are the plain conv's either way."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, upsample: bool = False, shuffled: bool = False
+    ):
         super().__init__()
-        self.upsample = upsample
+        if (upsample or shuffled) and (stride != 1 or kernel % 2 == 0 or (upsample and kernel != 3)):
+            raise ValueError("the faster forms need an odd kernel at stride 1 (3x3 after up-sampling)")
+        self.upsample, self.shuffled = upsample, shuffled
         self.pad = nn.ReflectionPad2d(kernel // 2)
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+        if shuffled:  # not saved: a constant of the kernel size
+            self.register_buffer("taps", convforms.strided_taps(kernel), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x, self.conv.weight)
+
+    def run(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The layer with `weight` in place of its own (same padding, stride, bias, up-sampling)."""
+        if not convforms.enabled():
+            if self.upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            return F.conv2d(self.pad(x), weight, self.conv.bias, self.conv.stride)
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return self.conv(self.pad(x))
+            return convforms.upsample_conv(x, weight, self.conv.bias)
+        if self.shuffled and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
+            return convforms.shuffled_conv(self.pad(x), weight, self.conv.bias, self.taps)
+        return F.conv2d(self.pad(x), weight, self.conv.bias, self.conv.stride)
 
 
 class FiLMGenerator(nn.Module):
@@ -241,7 +262,7 @@ def output_conv(config: ModelConfig) -> ConvLayer:
     """The last conv: 9x9, width -> RGB (or the gated head's 5 channels, gate and blend at 0.5 everywhere), no norm."""
     if config.head not in HEADS:
         raise ValueError(f"unknown output head {config.head!r} (known: {', '.join(HEADS)})")
-    conv = ConvLayer(config.width, output_channels(config), 9)
+    conv = ConvLayer(config.width, output_channels(config), 9, shuffled=True)
     if config.head == "gated":
         nn.init.zeros_(conv.conv.weight[3:])
         nn.init.zeros_(conv.conv.bias[3:])

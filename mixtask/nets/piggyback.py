@@ -24,7 +24,7 @@ from torch import nn
 
 from mixtask.errors import MixtaskError
 from mixtask.nets.base import TaskNet
-from mixtask.nets.film import ConvLayer, ModelConfig, apply_head, forward_any_size, layer_shapes, output_channels
+from mixtask.nets.film import ModelConfig, apply_head, forward_any_size, layer_shapes, output_channels
 from mixtask.nets.trunk import JohnsonTrunk, conv_params, plain_johnson_params
 
 MASK_INIT = 1e-2
@@ -42,13 +42,6 @@ class BinaryMask(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return grad
-
-
-def masked_conv(layer: ConvLayer, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """`layer(h)` with `weight` in place of its own (same padding, stride, bias, up-sampling)."""
-    if layer.upsample:
-        h = nn.functional.interpolate(h, scale_factor=2, mode="nearest")
-    return nn.functional.conv2d(layer.pad(h), weight, layer.conv.bias, layer.conv.stride)
 
 
 def cannot_mix(row: list[float]) -> MixtaskError:
@@ -122,9 +115,9 @@ class PiggybackNet(TaskNet):
         trunk = self.trunk
 
         def layer(i: int, h: torch.Tensor) -> torch.Tensor:
-            return trunk.activate(i, trunk.norms[i](masked_conv(trunk.convs[i], h, weights[i]), affines[i]))
+            return trunk.activate(i, trunk.norms[i](trunk.convs[i].run(h, weights[i]), affines[i]))
 
-        raw = masked_conv(trunk.output, trunk.run(x, layer), weights[-1])
+        raw = trunk.output.run(trunk.run(x, layer), weights[-1])
         return apply_head(self.config, raw, x)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

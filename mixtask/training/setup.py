@@ -186,8 +186,9 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
 def compiled(model: torch.nn.Module, options: TrainOptions) -> torch.nn.Module:
     """`--compile`: the model under torch.compile (Inductor fuses the norms, FiLM, pads and activations between
     the convolutions; about 30 s to compile once, then every step is faster). Weights and checkpoints are the
-    bare network's, so a run can resume with or without it."""
-    return torch.compile(model) if options.compile else model
+    bare network's, so a run can resume with or without it. Static shapes: a run has one crop size, and the
+    sub-pixel forms' slicing does not compile for symbolic sizes (torch 2.14)."""
+    return torch.compile(model, dynamic=False) if options.compile else model
 
 
 def make_generators(options: TrainOptions, ctx: ddp.DistContext) -> dict[str, torch.Generator]:
