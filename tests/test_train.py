@@ -598,3 +598,31 @@ def test_deep_seg_supervision_trains_a_head_that_resumes_exactly_and_is_not_expo
     for wrong in ({"seg_loss": "l2"}, {"schedule": "joint", "job_weights": ""}):  # the joint step has no head
         with pytest.raises(MixtaskError, match="--deep-seg-weight needs --arch film, --seg-loss mask and --sched"):
             check_options(replace(options, **wrong))
+
+
+def test_ema_weights_are_exported_resume_exactly_and_can_start_on_a_resume(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "straight", steps=4, mix_method=1, ema_decay=0.5, checkpoint_every=1)
+    straight = train(options, quiet=True)
+    state = load_checkpoint(tmp_path / "straight")
+    assert int(state["ema"]["n_averaged"]) == 4
+    raw, (averaged, info) = state["model"], load_weights(straight.weights)
+    assert info.provenance["ema_decay"] == 0.5
+    exported = averaged.state_dict()
+    average = {key.removeprefix("module."): value for key, value in state["ema"].items() if key != "n_averaged"}
+    assert average.keys() == exported.keys()
+    assert all(torch.equal(exported[key], value.float()) for key, value in average.items())
+    assert any(not torch.equal(exported[key], value) for key, value in raw.items())  # the average, not the last
+    train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=interrupt_at(2))
+    resumed = train(replace(options, out=str(tmp_path / "resumed")), resume=True, quiet=True)
+    for (name, x), y in zip(exported.items(), load_weights(resumed.weights)[0].state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+    # Turned on at a resume: the average starts from the restored weights, and the checkpoint carries it on.
+    from mixtask.training import resume_options
+
+    plain = tmp_path / "plain"
+    train(tiny_options(assets, plain, steps=2, mix_method=1), quiet=True)
+    assert load_checkpoint(plain)["ema"] is None
+    train(resume_options(plain, steps=3, ema_decay=0.9), resume=True, quiet=True)
+    assert int(load_checkpoint(plain)["ema"]["n_averaged"]) == 1
+    with pytest.raises(MixtaskError, match="--ema-decay"):
+        resume_options(plain, ema_decay=1.0)

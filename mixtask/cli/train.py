@@ -20,7 +20,11 @@ METHOD_HELP = (
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.nets)."
 RESUME_HELP = (
     "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
-    "--compile, --composites and, in stage 1, --stage1-steps may change)."
+    "--compile, --composites, --ema-decay and, in stage 1, --stage1-steps may change)."
+)
+EMA_HELP = (
+    "Export an exponential moving average of the weights, updated every step with this decay (e.g. 0.999: about "
+    "the last 1,000 steps), steadier than the last step's weights; 0: off.  \\[default: 0]"
 )
 DEEP_SEG_HELP = (
     "Seg deep supervision (film, --seg-loss mask, per-batch): this times BCE + Dice of a training-only 1x1 head on the "
@@ -109,6 +113,7 @@ def train_command(
     ),
     composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
     deep_seg_weight: float = typer.Option(TrainOptions.deep_seg_weight, "--deep-seg-weight", help=DEEP_SEG_HELP),
+    ema_decay: float = typer.Option(None, "--ema-decay", help=EMA_HELP, show_default=False),
     damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
     keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
@@ -152,10 +157,10 @@ def train_command(
         if data or out or style:
             raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
-                "--composites, --stage1-steps"
+                "--composites, --ema-decay, --stage1-steps"
             )
         options = resume_options(
-            resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value
+            resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay
         )
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
@@ -169,6 +174,7 @@ def train_command(
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
             composites=composites.value if composites else TrainOptions.composites,
+            ema_decay=TrainOptions.ema_decay if ema_decay is None else ema_decay,
             deep_seg_weight=deep_seg_weight,
             damage_weight=damage_weight,
             keep_weight=keep_weight,

@@ -25,6 +25,7 @@ def checkpoint_state(run: Run) -> dict:
         "scaler": run.scaler.state_dict(),
         "loss_scales": dict(run.loss_scales),
         "weighting": run.weighting.state_dict() if run.weighting is not None else None,
+        "ema": run.ema.state_dict() if run.ema is not None else None,
         "rng": rng,
     }
 
@@ -62,6 +63,11 @@ def restore(run: Run, state: dict) -> None:
     run.loss_scales = dict(state.get("loss_scales", {}))
     if run.weighting is not None and state.get("weighting") is not None:
         run.weighting.load_state_dict(state["weighting"])
+    if run.ema is not None:
+        if state.get("ema") is not None:
+            run.ema.load_state_dict(state["ema"])
+        else:  # --ema-decay given on this resume: the average starts from the restored weights
+            run.ema.module.load_state_dict(run.net.state_dict())
     rng = state["rng"]
     if len(rng) == run.ctx.world_size:
         restore_rng(rng[run.ctx.rank], run.generators, run.sampler)

@@ -62,6 +62,7 @@ def provenance(run: Run, stage: int) -> dict:
         "mask_weight": options.mask_weight,
         "composites": options.composites,
         "deep_seg_weight": options.deep_seg_weight,
+        "ema_decay": options.ema_decay,
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
         "restoration_l1": options.restoration_l1,
@@ -76,8 +77,10 @@ def provenance(run: Run, stage: int) -> dict:
 
 
 def export(run: Run, path: Path, stage: int) -> Path:
-    """Self-describing safetensors of the current network (task names, mixes, provenance)."""
+    """Self-describing safetensors of the current network, or of its moving average with --ema-decay (task names,
+    mixes, provenance)."""
     from mixtask.weights import save_weights
 
     task_set = TaskSet(run.plan.task_set.tasks, run.plan.trained_mixes(run.step))
-    return save_weights(path, run.net, task_set, provenance(run, stage))
+    network = run.net if run.ema is None else run.ema.module
+    return save_weights(path, network, task_set, provenance(run, stage))

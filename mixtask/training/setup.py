@@ -180,7 +180,17 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     setup_discriminator(run)
     setup_deep_seg(run)
     setup_weighting(run)
+    setup_ema(run)
     return run
+
+
+def setup_ema(run: Run) -> None:
+    """--ema-decay: torch's `AveragedModel` keeps the exponential moving average of the network's parameters
+    (its first update copies them); checkpoints carry it and export writes it."""
+    if run.options.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        run.ema = AveragedModel(run.net, multi_avg_fn=get_ema_multi_avg_fn(run.options.ema_decay))
 
 
 def compiled(model: torch.nn.Module, options: TrainOptions) -> torch.nn.Module:

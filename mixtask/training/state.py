@@ -43,6 +43,7 @@ class Run:
     step: int = 0
     wall_seconds: float = 0.0
     loss_scales: dict[str, float] = field(default_factory=dict)  # running mean of each job's loss
+    ema: torch.nn.Module | None = None  # --ema-decay: torch's AveragedModel of `net`, what export writes
     weighting: torch.nn.Module | None = None  # schedule joint: training.weighting (its weights join `optimizer`)
 
     @property

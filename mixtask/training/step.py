@@ -203,8 +203,14 @@ def train_step(run: Run) -> StepResult:
     batch = prepare(run, job)
     data_seconds = time.perf_counter() - start
     losses = optimize(run, job, batch)
+    update_ema(run)
     run.step += 1
     return StepResult(job.name, losses, time.perf_counter() - start, data_seconds)
+
+
+def update_ema(run: Run) -> None:
+    if run.ema is not None:
+        run.ema.update_parameters(run.net)
 
 
 def joint_step(run: Run) -> StepResult:
@@ -214,6 +220,7 @@ def joint_step(run: Run) -> StepResult:
     batches = [prepare(run, job) for job in jobs]
     data_seconds = time.perf_counter() - start
     losses = optimize_joint(run, jobs, batches)
+    update_ema(run)
     run.step += 1
     return StepResult("joint", losses, time.perf_counter() - start, data_seconds, run.weighting.weights())
 
