@@ -37,7 +37,7 @@ from mixtask.errors import MixtaskError
 from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
 from mixtask.nets import capabilities
-from mixtask.nets.convforms import interleave_subpixels, strided_weight, subpixel_weight
+from mixtask.nets.convforms import strided_conv, strided_weight, subpixel_conv, subpixel_weight
 from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
 from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
@@ -172,12 +172,6 @@ class InferenceNet:
             inner.copy_(result)
         return fill_border(out, pad, mode)
 
-    def _upsample_conv(self, padded: torch.Tensor, index: int) -> torch.Tensor:
-        """Sub-pixel form of nearest x2 + conv3x3 on a replicate-padded input -> (B, O, 2H, 2W)."""
-        weight, bias = self.decoder[index]
-        o4 = F.conv2d(padded, weight, bias)
-        return interleave_subpixels(o4, padded.shape[2] - 2, padded.shape[3] - 2)
-
     def conv_same(self, h: torch.Tensor, index: int, band: int | None = None, in_place: bool = False) -> torch.Tensor:
         """Reflection-padded 3x3 conv of residual layer `index`.
 
@@ -225,15 +219,14 @@ class InferenceNet:
     def decode(self, h: torch.Tensor, film, stats: Stats, stop: int | None = None) -> torch.Tensor:
         """Layers 13-14 and the output conv: (B, 4w, h, w) -> raw output (B, 3 or 5, 4h, 4w), see `finish`."""
         first = len(self.relus) - 2
-        y = self._upsample_conv(F.pad(h, (1, 1, 1, 1), mode="replicate"), 0)
+        y = subpixel_conv(F.pad(h, (1, 1, 1, 1), mode="replicate"), *self.decoder[0])
         if stop == first:
             return y
-        y = self._upsample_conv(self.normalize(first, y, film, stats, pad=1, mode="replicate"), 1)
+        y = subpixel_conv(self.normalize(first, y, film, stats, pad=1, mode="replicate"), *self.decoder[1])
         if stop == first + 1:
             return y
         weight, bias = self.output
-        y = F.conv2d(self.normalize(first + 1, y, film, stats, pad=4), weight, bias, stride=2)
-        return F.pixel_shuffle(y, 2)
+        return strided_conv(self.normalize(first + 1, y, film, stats, pad=4), weight, bias)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor, film, stats: Stats | None = None) -> torch.Tensor:

@@ -88,12 +88,22 @@ def replicate_pad_1(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
 
 
+def subpixel_conv(padded: torch.Tensor, folded: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The sub-pixel form on a replicate-padded (B, I, H + 2, W + 2) input with folded weights (`subpixel_weight`;
+    bias repeated 4 times) -> (B, O, 2 H, 2 W)."""
+    return interleave_subpixels(F.conv2d(padded, folded, bias), padded.shape[-2] - 2, padded.shape[-1] - 2)
+
+
+def strided_conv(padded: torch.Tensor, folded: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The stride-2 form with folded weights (`strided_weight`; bias repeated 4 times, interleaved) + pixel shuffle."""
+    return F.pixel_shuffle(F.conv2d(padded, folded, bias, stride=2), 2)
+
+
 def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """conv3x3(reflect_pad(nearest_x2(x), 1)) in the sub-pixel form, folding `weight` (O, I, 3, 3) here."""
     with torch.autocast(x.device.type, enabled=False):  # fold the taps at the weight's precision
         folded = subpixel_weight(weight)
-    o4 = F.conv2d(replicate_pad_1(x), folded, None if bias is None else bias.repeat(4))
-    return interleave_subpixels(o4, *x.shape[-2:])
+    return subpixel_conv(replicate_pad_1(x), folded, None if bias is None else bias.repeat(4))
 
 
 def shuffled_conv(
@@ -102,5 +112,4 @@ def shuffled_conv(
     """conv_kxk(padded) (k odd, even output sides) as a stride-2 conv + pixel shuffle, folding `weight` here."""
     with torch.autocast(padded.device.type, enabled=False):
         folded = strided_weight(weight, taps)
-    y = F.conv2d(padded, folded, None if bias is None else bias.repeat_interleave(4), stride=2)
-    return F.pixel_shuffle(y, 2)
+    return strided_conv(padded, folded, None if bias is None else bias.repeat_interleave(4))

@@ -120,14 +120,13 @@ class ConvLayer(nn.Module):
 
     def run(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The layer with `weight` in place of its own (same padding, stride, bias, up-sampling)."""
-        if not convforms.enabled():
+        if convforms.enabled():
             if self.upsample:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            return F.conv2d(self.pad(x), weight, self.conv.bias, self.conv.stride)
-        if self.upsample:
-            return convforms.upsample_conv(x, weight, self.conv.bias)
-        if self.shuffled and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
-            return convforms.shuffled_conv(self.pad(x), weight, self.conv.bias, self.taps)
+                return convforms.upsample_conv(x, weight, self.conv.bias)
+            if self.shuffled and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0:
+                return convforms.shuffled_conv(self.pad(x), weight, self.conv.bias, self.taps)
+        elif self.upsample:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
         return F.conv2d(self.pad(x), weight, self.conv.bias, self.conv.stride)
 
 
