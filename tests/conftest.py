@@ -34,6 +34,10 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
     with torch.no_grad():
         for layer in model.film.layers:
             layer.weight.normal_(0, 0.3)
+        if getattr(model, "context", None) is not None:  # a context branch that does something
+            for layer in model.context.film.layers:
+                layer.weight.normal_(0, 0.3)
+            model.context.out.weight.normal_(0, 0.3)
     return model.eval()
 
 

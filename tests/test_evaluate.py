@@ -203,3 +203,28 @@ def test_with_the_style_teacher_a_style_has_a_pixel_l2_and_its_mixes_are_measure
     mix, denoise = groups["denoise+style1"]["model"], groups["denoise"]["model"]
     assert mix["l2_ratio"] == pytest.approx(mix["mse"] / max(denoise["mse"], style["mse"]), rel=1e-3)
     assert "mix targets: their style part is rendered by the Magenta style teacher" in report["notes"]
+
+
+def test_the_salient_object_teacher_gets_a_seg_row_read_out_by_the_models_rule(
+    tiny_weights, data_root, tmp_path, monkeypatch
+):
+    """A stand-in teacher that keeps the whole image scores the identity's IoU; one that keeps nothing, zero."""
+    monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
+    scores = {}
+    for name, keep in {"all": 1.0, "none": 0.0}.items():
+        monkeypatch.setattr(evaluate, "saliency_teacher", lambda notes, k=keep: lambda x: torch.full_like(x[:, :1], k))
+        out = tmp_path / f"{name}.json"
+        result = _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--only", "seg", "--json", out)
+        assert result.exit_code == 0, result.output
+        scores[name] = {g["name"]: g["rows"] for g in json.loads(out.read_text())["groups"]}["seg composites"]
+    assert scores["all"]["U2-Net-p teacher"]["iou"] == pytest.approx(scores["all"]["identity"]["iou"])
+    assert scores["all"]["identity"]["iou"] > 0 and scores["none"]["U2-Net-p teacher"]["iou"] == 0
+
+
+def test_without_the_salient_object_teacher_eval_says_so_and_has_no_row(tiny_weights, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXTASK_TEACHERS", str(tmp_path / "no-teachers"))
+    out = tmp_path / "eval.json"
+    assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, "--only", "seg", "--json", out).exit_code == 0
+    report = json.loads(out.read_text())
+    assert any("no salient-object teacher" in note for note in report["notes"])
+    assert all("U2-Net-p teacher" not in g["rows"] for g in report["groups"])

@@ -102,3 +102,33 @@ def test_gated_head_follows_the_input_exposure_when_renormalising():
     offset = torch.tensor([0.1, 0.3, 0.2]).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(model(0.5 * x + offset, c), 0.5 * model(x, c) + offset, atol=1e-3)
+
+
+def test_the_context_branch_starts_as_the_network_without_it_and_works_at_a_32nd_of_any_size():
+    torch.manual_seed(0)
+    plain = MixNet(ModelConfig(num_tasks=1, width=4, res_blocks=2, head="rgb")).eval()
+    with_context = MixNet(ModelConfig(num_tasks=1, width=4, res_blocks=2, head="rgb", context=2)).eval()
+    missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("context.") for key in missing)
+    x, c = torch.rand(2, 3, 64, 96), torch.zeros(2, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(with_context(x, c), plain(x, c), rtol=0, atol=0)
+        torch.nn.init.normal_(with_context.context.out.weight, std=0.5)
+        assert (with_context(x, c) - plain(x, c)).abs().max() > 1e-3
+        branch = with_context.context
+        for side, cells in ((16, 2), (100, 13), (64, 8)):  # bottleneck side -> context cells (ceil of side / 8)
+            summary = branch.summary(torch.rand(1, 16, side, side + 3), branch.film_params(c[:1]))
+            assert summary.shape == (1, 16, cells, -(-(side + 3) // 8))
+        out = with_context.forward_any_size(torch.rand(1, 3, 5, 7), c[:1])  # a 1x1 context grid
+        assert out.shape == (1, 3, 5, 7) and torch.isfinite(out).all()
+
+
+def test_the_context_branch_is_in_the_config_and_old_files_have_none():
+    assert ModelConfig.from_json(ModelConfig(num_tasks=5, context=3).to_json()).context == 3
+    old = ModelConfig(num_tasks=5).to_json()
+    del old["context"]
+    assert ModelConfig.from_json(old).context == 0
+    with pytest.raises(ValueError, match="context"):
+        ModelConfig.from_json(ModelConfig(num_tasks=5).to_json() | {"context": 99})
+    branch = MixNet(ModelConfig(num_tasks=5, context=3)).context
+    assert len(branch.convs) == 3 and branch.film.layers[-1].out_features == 2 * 3 * 128

@@ -180,6 +180,11 @@ def test_warm_start_takes_the_weights_and_refuses_other_tasks(assets, tmp_path):
         setup_run(tiny_options(assets, tmp_path / "c", init=str(first.weights), n_styles=2, mix_method=1), no_ddp())
     with pytest.raises(MixtaskError, match=r"--init .*network"):
         setup_run(tiny_options(assets, tmp_path / "d", init=str(first.weights), width=8, mix_method=1), no_ddp())
+    # a network given the context branch takes everything else; the branch starts at zero
+    run = setup_run(tiny_options(assets, tmp_path / "e", init=str(first.weights), context=1, mix_method=1), no_ddp())
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(run.net.state_dict()[name], value)
+    assert not run.net.context.out.weight.any()
 
 
 def test_layout_correlation_sees_the_photo_and_its_inversion():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,13 @@ def untiled_and_tiled(config, size, tile, dtype=torch.float32):
 def test_tiled_matches_untiled_on_the_tiny_model(dtype):
     whole, pieces = untiled_and_tiled(TINY_CONFIG, (192, 256), 96, dtype)
     assert psnr(pieces, whole) >= (80 if dtype == torch.float32 else 35)
+
+
+def test_tiled_matches_untiled_with_the_context_branch():
+    """The branch pools the whole bottleneck, which the streamed path holds whole: tiles see the whole picture."""
+    whole, pieces = untiled_and_tiled(replace(TINY_CONFIG, context=2), (192, 256), 96)
+    plain, _ = untiled_and_tiled(TINY_CONFIG, (192, 256), 96)
+    assert psnr(pieces, whole) >= 80 and psnr(plain, whole) < 60  # the branch changed the output
 
 
 def test_tiled_matches_untiled_on_a_full_width_model():

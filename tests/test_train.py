@@ -626,3 +626,12 @@ def test_ema_weights_are_exported_resume_exactly_and_can_start_on_a_resume(asset
     assert int(load_checkpoint(plain)["ema"]["n_averaged"]) == 1
     with pytest.raises(MixtaskError, match="--ema-decay"):
         resume_options(plain, ema_decay=1.0)
+
+
+def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "run", steps=3, mix_method=1, context=1)
+    model, info = load_weights(train(options, quiet=True).weights)
+    assert info.config.context == 1 and model.context is not None
+    assert model.context.out.weight.abs().max() > 0  # it left its zero start
+    with pytest.raises(MixtaskError, match="--context needs --arch film"):
+        check_options(replace(options, arch="ccam"))

@@ -35,6 +35,10 @@ COMPOSITES_HELP = (
     "mask covers < 2 %; union = any background, its own mask joined to the cut-out's.  \\[default: pasted]"
 )
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
+CONTEXT_HELP = (
+    "3x3 convs of a global-context branch at 1/32 of the image (film only; 0: none, the paper's network). "
+    "With --init from weights without one, the branch starts at zero."
+)
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
@@ -131,6 +135,7 @@ def train_command(
     film_layers: int = typer.Option(
         TrainOptions.film_layers, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."
     ),
+    context: int = typer.Option(TrainOptions.context, "--context", min=0, max=8, help=CONTEXT_HELP),
     arch: Arch = typer.Option(TrainOptions.arch, "--arch", help=ARCH_HELP),
     head: Head = typer.Option(Head(TrainOptions.head), "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(
@@ -182,7 +187,8 @@ def train_command(
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
-            res_blocks=res_blocks, film_layers=film_layers, head=head.value, precision=precision.value, device=device,
+            res_blocks=res_blocks, film_layers=film_layers, context=context, head=head.value, precision=precision.value,
+            device=device,
             compile=bool(compile),
             synth=None if synth is None else str(synth), preview_every=preview_every,
             checkpoint_every=checkpoint_every, evaluate=evaluate, command=default_command(),

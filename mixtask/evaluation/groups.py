@@ -107,6 +107,8 @@ def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.T
         "identity": seg_metrics(images, target, truth),
         "read-back ceiling": _means({"iou": metrics.iou(metrics.foreground(target), truth)}),
     }
+    if ctx.saliency is not None:  # the salient-object teacher's cut-out, read out by the same rule as the model's
+        rows["U2-Net-p teacher"] = seg_metrics(images * ctx.saliency(images), target, truth)
     return Group(name, task.kind, source, len(images), rows)
 
 

@@ -94,6 +94,7 @@ class Context:
     notes: list[str]
     cache: dict = field(default_factory=dict)  # (id of a kept input, vector) -> output
     can: Capabilities = field(default_factory=lambda: Capabilities("film"))  # what the architecture can do
+    saliency: Callable[[torch.Tensor], torch.Tensor] | None = None  # U²-Net-p's masks, when it runs here
 
     def generator(self, label: str) -> torch.Generator:
         """A fresh generator per task / mix: its corruptions do not depend on what ran before."""
@@ -261,6 +262,27 @@ def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor
         return rendered[id(x)][1]
 
     return render
+
+
+def saliency_teacher(notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """U²-Net-p (rembg's small salient-object net) as a batch function (N, 3, H, W) in [0, 1] -> (N, 1, H, W)
+    masks in [0, 1], or None (with a note) where ONNX Runtime or its file is missing: the seg sections'
+    "U2-Net-p teacher" row, the reference the seg bars are set against."""
+    import importlib.util
+
+    from mixtask.backbones.teachers import SALIENCY, SaliencyTeacher, default_teacher_dir
+
+    path = default_teacher_dir() / SALIENCY
+    if importlib.util.find_spec("onnxruntime") is None or not path.is_file():
+        notes.append(f"no salient-object teacher (ONNX Runtime and {path}): no U2-Net-p row")
+        return None
+    teacher = SaliencyTeacher(path)
+
+    def masks(x: torch.Tensor) -> torch.Tensor:
+        rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return torch.stack([torch.from_numpy(teacher.mask(image).copy()) for image in rgb])[:, None].float() / 255
+
+    return masks
 
 
 def load_styles(ctx: Context, provenance: dict) -> dict[str, StyleReference]:

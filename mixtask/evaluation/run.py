@@ -40,7 +40,15 @@ from mixtask.evaluation.groups import (
     recon_group,
     sweep_task,
 )
-from mixtask.evaluation.inputs import Backbones, Context, EvalOptions, load_backbones, load_styles, make_samples
+from mixtask.evaluation.inputs import (
+    Backbones,
+    Context,
+    EvalOptions,
+    load_backbones,
+    load_styles,
+    make_samples,
+    saliency_teacher,
+)
 from mixtask.nets.capabilities import not_applicable, of_class
 
 __all__ = ["SWEEP_STRENGTHS", "Backbones", "EvalOptions", "load_model", "run_evaluation", "write_json"]
@@ -119,6 +127,8 @@ def run_evaluation(options: EvalOptions, backbones: Backbones | None = None, log
         backbones = load_backbones(options) if has_style else Backbones()
     ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes, can=can)
     ctx.styles = load_styles(ctx, info.provenance)
+    if any(task.kind == "seg" for task in tasks):
+        ctx.saliency = saliency_teacher(ctx.notes)
     groups = _all_groups(ctx, log)
     sweep = _strength_sweep(ctx, log) if options.strength_sweep else []
     skipped = {part: why for part, why in not_applicable(can).items() if options.strength_sweep or part == "mixes"}

@@ -38,7 +38,15 @@ from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
 from mixtask.nets import capabilities
 from mixtask.nets.convforms import strided_conv, strided_weight, subpixel_conv, subpixel_weight
-from mixtask.nets.film import MixNet, any_size_padding, apply_gated_head, film_pairs, input_stats, pad_any_size
+from mixtask.nets.film import (
+    MixNet,
+    any_size_padding,
+    apply_gated_head,
+    film_pairs,
+    input_stats,
+    pad_any_size,
+    upsampled,
+)
 from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
 
@@ -120,6 +128,8 @@ class InferenceNet:
         ]
         out = model.output.conv
         self.output = self._conv(strided_weight(_exact(out.weight)), out.bias.repeat_interleave(4))
+        # The context branch works on 1/32 of the image: a few thousandths of the work, run as it is in fp32.
+        self.context = None if model.context is None else copy.deepcopy(model.context).float().to(device).eval()
 
     channel_stats = staticmethod(channel_stats)
 
@@ -129,8 +139,11 @@ class InferenceNet:
 
     @torch.inference_mode()
     def film(self, vectors: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-layer (gamma, beta), each (B, C) fp32, for task vectors (B, tasks)."""
-        return film_pairs(self.film_generator(vectors.to(self.device, torch.float32)), self.channels)
+        """Per-layer (gamma, beta), each (B, C) fp32, for task vectors (B, tasks); the context branch's
+        layers, if any, after the norm layers'."""
+        vectors = vectors.to(self.device, torch.float32)
+        pairs = film_pairs(self.film_generator(vectors), self.channels)
+        return pairs if self.context is None else pairs + self.context.film_params(vectors)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Image tensor (uint8 0..255 or float 0..1, any device) -> this net's device, dtype, layout."""
@@ -208,8 +221,12 @@ class InferenceNet:
         return y if stop == 2 else self.normalize(2, y, film, stats)
 
     def bottleneck(self, h: torch.Tensor, film, stats: Stats, band: int | None = None) -> torch.Tensor:
-        """The residual blocks (layers 3-12) on the normalised encoder output."""
-        for block in range(len(self.residual) // 2):
+        """The residual blocks (layers 3-12) on the normalised encoder output, and the context branch if any
+        (on the whole h, also when streamed: its pooled picture is the whole image's)."""
+        blocks = len(self.residual) // 2
+        for block in range(blocks):
+            if self.context is not None and block == blocks // 2:  # where `film.run_layers` runs it
+                h = h.add_(upsampled(self.context.summary(h, film[len(self.channels) :]), h))
             first = 3 + 2 * block
             t = self.normalize(first, self.conv_same(h, 2 * block, band), film, stats)
             u = self.conv_same(t, 2 * block + 1, band, in_place=True)  # streamed: two bottleneck tensors, not three

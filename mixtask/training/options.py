@@ -70,6 +70,7 @@ class TrainOptions:
     width: int = 32
     res_blocks: int = 5
     film_layers: int = 1
+    context: int = 0  # film only: 3x3 convs of the global-context branch (nets.film.ContextBranch); 0: none
     arch: str = "film"
     head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
@@ -163,6 +164,7 @@ def check_options(options: TrainOptions) -> None:
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
         (0 <= options.ema_decay < 1, "--ema-decay must be in [0, 1)"),
+        (0 <= options.context <= 8 and (options.context == 0 or options.arch == "film"), "--context needs --arch film"),
         (
             options.deep_seg_weight == 0
             or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),

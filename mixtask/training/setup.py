@@ -105,7 +105,13 @@ def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torc
     from mixtask.nets.registry import build_model
 
     config = ModelConfig(
-        len(task_set), options.width, options.res_blocks, options.film_layers, arch=options.arch, head=options.head
+        len(task_set),
+        options.width,
+        options.res_blocks,
+        options.film_layers,
+        arch=options.arch,
+        head=options.head,
+        context=options.context,
     )
     net = build_model(config).to(device)
     if device.startswith("cuda"):
@@ -142,11 +148,15 @@ def warm_start(net: torch.nn.Module, path: str, task_set: TaskSet) -> None:
     if info.task_set.names != task_set.names:
         theirs, ours = ", ".join(info.task_set.names), ", ".join(task_set.names)
         raise MixtaskError(f"--init {path}: its tasks ({theirs}) are not this run's ({ours})")
+    same = "--arch, --width, --res-blocks, --film-layers and --head"
     try:
-        net.load_state_dict(model.state_dict())
+        missing, unexpected = net.load_state_dict(model.state_dict(), strict=False)
     except RuntimeError:
-        same = "--arch, --width, --res-blocks, --film-layers and --head"
         raise MixtaskError(f"--init {path}: its network is not this run's: give the same {same}") from None
+    # A network given the context branch starts from weights without one: the branch's zero output conv
+    # keeps the warm start exact (nets.film.ContextBranch). Anything else missing or extra is a mismatch.
+    if unexpected or any(not key.startswith("context.") for key in missing):
+        raise MixtaskError(f"--init {path}: its network is not this run's: give the same {same}")
 
 
 def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = False) -> Run:
