@@ -635,3 +635,5 @@ def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_p
     assert model.context.out.weight.abs().max() > 0  # it left its zero start
     with pytest.raises(MixtaskError, match="--context needs --arch film"):
         check_options(replace(options, arch="ccam"))
+    with pytest.raises(MixtaskError, match=r"--context must be 0\.\.8"):
+        check_options(replace(options, context=9))

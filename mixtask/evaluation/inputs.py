@@ -17,7 +17,7 @@ import torch
 from mixtask.errors import MixtaskError
 from mixtask.nets.capabilities import Capabilities
 from mixtask.tasks import Task, TaskSet
-from mixtask.tensors import from_uint8
+from mixtask.tensors import from_uint8, to_array
 
 MIN_SIZE, MIN_COUNT = 32, 2
 VGG_FILE, EFFNET_FILE = "vgg16-features.safetensors", "efficientnet-lite0.safetensors"
@@ -236,16 +236,21 @@ def load_style_reference(ctx: Context, task: Task, path: Path) -> StyleReference
     return StyleReference(path, grams, crops, floor, style_teacher(path, ctx.notes))
 
 
+def teacher_runs(model: Path) -> bool:
+    """Whether an ONNX teacher can run here: ONNX Runtime installed and its file present."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and model.is_file()
+
+
 def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The Magenta style teacher for one style image as a batch function (N, 3, H, W) in [0, 1] -> the same,
     or None (with a note) where ONNX Runtime or the teacher's files are missing. It is the reference the
     styles are judged against (a "Magenta teacher" row) and renders the style part of the mixes' targets."""
-    import importlib.util
-
     from mixtask.backbones.teachers import STYLE_TRANSFORM, StyleTeacher, default_teacher_dir
 
     folder = default_teacher_dir()
-    if importlib.util.find_spec("onnxruntime") is None or not (folder / STYLE_TRANSFORM).is_file():
+    if not teacher_runs(folder / STYLE_TRANSFORM):
         note = f"no style teacher (ONNX Runtime and {folder}): mix targets use the model's own styles"
         if note not in notes:  # one note for all styles
             notes.append(note)
@@ -256,8 +261,7 @@ def style_teacher(style_image: Path, notes: list[str]) -> Callable[[torch.Tensor
     def render(x: torch.Tensor) -> torch.Tensor:
         """Once per input: the style row and a mix on the same clean samples share it (as `Context.translate`)."""
         if id(x) not in rendered:
-            rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            styled = [torch.from_numpy(teacher.render(image).copy()) for image in rgb]
+            styled = [torch.from_numpy(teacher.render(to_array(image)).copy()) for image in x]
             rendered[id(x)] = (x, torch.stack(styled).permute(0, 3, 1, 2).float() / 255)  # keeping x keeps its id
         return rendered[id(x)][1]
 
@@ -268,19 +272,16 @@ def saliency_teacher(notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]
     """U²-Net-p (rembg's small salient-object net) as a batch function (N, 3, H, W) in [0, 1] -> (N, 1, H, W)
     masks in [0, 1], or None (with a note) where ONNX Runtime or its file is missing: the seg sections'
     "U2-Net-p teacher" row, the reference the seg bars are set against."""
-    import importlib.util
-
     from mixtask.backbones.teachers import SALIENCY, SaliencyTeacher, default_teacher_dir
 
     path = default_teacher_dir() / SALIENCY
-    if importlib.util.find_spec("onnxruntime") is None or not path.is_file():
+    if not teacher_runs(path):
         notes.append(f"no salient-object teacher (ONNX Runtime and {path}): no U2-Net-p row")
         return None
     teacher = SaliencyTeacher(path)
 
     def masks(x: torch.Tensor) -> torch.Tensor:
-        rgb = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return torch.stack([torch.from_numpy(teacher.mask(image).copy()) for image in rgb])[:, None].float() / 255
+        return torch.stack([torch.from_numpy(teacher.mask(to_array(image)).copy()) for image in x])[:, None] / 255
 
     return masks
 

@@ -42,6 +42,7 @@ from mixtask.nets.film import (
     MixNet,
     any_size_padding,
     apply_gated_head,
+    context_block,
     film_pairs,
     input_stats,
     pad_any_size,
@@ -225,8 +226,8 @@ class InferenceNet:
         (on the whole h, also when streamed: its pooled picture is the whole image's)."""
         blocks = len(self.residual) // 2
         for block in range(blocks):
-            if self.context is not None and block == blocks // 2:  # where `film.run_layers` runs it
-                h = h.add_(upsampled(self.context.summary(h, film[len(self.channels) :]), h))
+            if self.context is not None and block == context_block(blocks):
+                h.add_(upsampled(self.context.summary(h, film[len(self.channels) :]), h))
             first = 3 + 2 * block
             t = self.normalize(first, self.conv_same(h, 2 * block, band), film, stats)
             u = self.conv_same(t, 2 * block + 1, band, in_place=True)  # streamed: two bottleneck tensors, not three

@@ -170,6 +170,11 @@ def layer_relus(config: ModelConfig) -> list[bool]:
     return [True] * 3 + [True, False] * config.res_blocks + [True] * 2
 
 
+def context_block(res_blocks: int) -> int:
+    """The residual block before which the context branch runs: after the first half of them."""
+    return res_blocks // 2
+
+
 def run_layers(
     x: torch.Tensor,
     layer: Callable[[int, torch.Tensor], torch.Tensor],
@@ -183,7 +188,7 @@ def run_layers(
     for i in range(3):
         h = layer(i, h)
     for block, i in enumerate(range(3, 3 + 2 * res_blocks, 2)):
-        if context is not None and block == res_blocks // 2:
+        if context is not None and block == context_block(res_blocks):
             h = context(h)
         h = h + layer(i + 1, layer(i, h))
     for i in range(3 + 2 * res_blocks, 5 + 2 * res_blocks):

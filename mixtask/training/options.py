@@ -144,6 +144,9 @@ def stage1_steps(options: TrainOptions) -> int:
 
 def check_options(options: TrainOptions) -> None:
     """Reject impossible numbers early, with the option's name."""
+    from mixtask.nets.film import CONFIG_RANGES  # here, not at the top: `mixtask --help` imports this module
+
+    low, high = CONFIG_RANGES["context"]
     checks = [
         (options.mix_method in MIX_METHODS, f"--mix-method must be 1, 2 or 3, not {options.mix_method}"),
         (options.steps >= 1, "--steps must be at least 1"),
@@ -164,7 +167,8 @@ def check_options(options: TrainOptions) -> None:
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
         (0 <= options.ema_decay < 1, "--ema-decay must be in [0, 1)"),
-        (0 <= options.context <= 8 and (options.context == 0 or options.arch == "film"), "--context needs --arch film"),
+        (low <= options.context <= high, f"--context must be {low}..{high}"),
+        (options.context == 0 or options.arch == "film", "--context needs --arch film"),
         (
             options.deep_seg_weight == 0
             or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),
