@@ -38,6 +38,8 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
             for layer in model.context.film.layers:
                 layer.weight.normal_(0, 0.3)
             model.context.out.weight.normal_(0, 0.3)
+            if model.context.project is not None:  # a backbone (randomly initialised) that does something too
+                model.context.project.weight.normal_(0, 0.3)
     return model.eval()
 
 

@@ -15,8 +15,14 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from mixtask.backbones import vgg
-from mixtask.backbones.efficientnet_lite import LITE0_BLOCKS, EfficientNetLite, load_efficientnet_lite0
+from mixtask.backbones import efficientnet_lite, vgg
+from mixtask.backbones.efficientnet_lite import (
+    LITE0_BLOCKS,
+    EfficientNetLite,
+    EfficientNetTrunk,
+    load_efficientnet_lite0,
+    load_trunk_weights,
+)
 from mixtask.backbones.files import freeze
 from mixtask.backbones.vgg import CaffeNormalize, ImageNetNormalize, VGGFeatures, load_vgg, vgg16_layers
 from mixtask.errors import MixtaskError
@@ -165,6 +171,27 @@ def test_efficientnet_lite0_features_are_1280d():
 def test_tiny_efficientnet_fake():
     model = tiny_efficientnet()
     assert model(torch.rand(3, 3, 40, 40)).shape == (3, model.feature_dim)
+
+
+@pytest.mark.skipif(not REAL_EFFICIENTNET.is_file(), reason="needs ../shared/data/backbones")
+def test_trunk_features_in_tiles_are_the_whole_images(monkeypatch):
+    """The context branch's backbone runs large images in tiles; with the real weights (their receptive field
+    is 851 px) the halo makes the tiles' cells the untiled ones, a small halo would not."""
+    trunk = load_trunk_weights(EfficientNetTrunk(), REAL_EFFICIENTNET)
+    x = torch.rand(1, 3, 700, 100, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = trunk.features(x, tile=1024)
+        assert whole.shape == (1, 320, 22, 4)
+        torch.testing.assert_close(trunk.features(x, tile=64), whole, rtol=0, atol=1e-5)
+        monkeypatch.setattr(efficientnet_lite, "TRUNK_HALO", 32)
+        assert (trunk.features(x, tile=64) - whole).abs().max() > 1e-2
+
+
+def test_trunk_weights_must_be_lite0(tmp_path: Path):
+    path = tmp_path / "tiny.safetensors"
+    save_file(tiny_efficientnet().state_dict(), str(path), metadata=blocks_metadata(TINY_EFFICIENTNET_BLOCKS))
+    with pytest.raises(MixtaskError, match="not Lite0's"):
+        load_trunk_weights(EfficientNetTrunk(), path)
 
 
 def blocks_metadata(blocks) -> dict[str, str]:

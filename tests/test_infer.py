@@ -146,10 +146,11 @@ def test_translate_pil_keeps_alpha_and_size():
 # --- the rewritten network computes what MixNet computes -------------------------------------
 
 
-@pytest.mark.parametrize("context", [0, 2])
+@pytest.mark.parametrize("context", [(0, ""), (2, ""), (2, "efficientnet-lite0")])
 @pytest.mark.parametrize("size", [(32, 48), (17, 33)])
 def test_fp32_inference_net_matches_mixnet(size, context):
-    model = make_tiny_model(config=replace(TINY_CONFIG, context=context))
+    convs, backbone = context
+    model = make_tiny_model(config=replace(TINY_CONFIG, context=convs, context_backbone=backbone))
     net = InferenceNet(model, CPU, torch.float32)
     x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
     with torch.inference_mode(), devices.threads_for(0, CPU):

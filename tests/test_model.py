@@ -1,5 +1,7 @@
 """The network: pinned parameter counts, identity FiLM at init, any input size, the output head."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -121,6 +123,29 @@ def test_the_context_branch_starts_as_the_network_without_it_and_works_at_a_32nd
             assert summary.shape == (1, 16, cells, -(-(side + 3) // 8))
         out = with_context.forward_any_size(torch.rand(1, 3, 5, 7), c[:1])  # a 1x1 context grid
         assert out.shape == (1, 3, 5, 7) and torch.isfinite(out).all()
+
+
+def test_the_context_backbone_starts_at_zero_stays_frozen_and_is_checked_in_the_config():
+    torch.manual_seed(0)
+    config = ModelConfig(num_tasks=1, width=4, res_blocks=2, head="rgb", context=1)
+    plain, seeing = MixNet(config), MixNet(replace(config, context_backbone="efficientnet-lite0"))
+    missing, unexpected = seeing.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(key.startswith(("context.backbone.", "context.project.")) for key in missing)
+    torch.nn.init.normal_(plain.context.out.weight, std=0.5)
+    seeing.context.out.weight.data.copy_(plain.context.out.weight)
+    x, c = torch.rand(2, 3, 64, 96), torch.zeros(2, 1)
+    seeing.train()
+    assert not seeing.context.backbone.training  # its BatchNorms keep their statistics
+    assert not any(p.requires_grad for p in seeing.context.backbone.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(seeing(x, c), plain.train()(x, c), rtol=0, atol=0)
+        torch.nn.init.normal_(seeing.context.project.weight, std=0.5)
+        h, film, features = torch.rand(2, 16, 16, 24), plain.context.film_params(c), torch.rand(2, 320, 2, 3)
+        assert (seeing.context.summary(h, film, features) - plain.context.summary(h, film)).abs().max() > 1e-3
+    assert seeing.context.image_features(x).shape == (2, 320, 2, 3)
+    for bad in ({"context_backbone": "resnet"}, {"context_backbone": "efficientnet-lite0", "context": 0}):
+        with pytest.raises(ValueError, match="context_backbone"):
+            ModelConfig.from_json(ModelConfig(num_tasks=5, context=1).to_json() | bad)
 
 
 def test_the_context_branch_is_in_the_config_and_old_files_have_none():

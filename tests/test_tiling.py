@@ -59,6 +59,14 @@ def test_tiled_matches_untiled_with_the_context_branch():
     assert psnr(pieces, whole) >= 80 and psnr(plain, whole) < 60  # the branch changed the output
 
 
+def test_tiled_matches_untiled_with_the_context_backbone():
+    """The backbone sees the whole image in its own tiles (halo wider than its receptive field)."""
+    config = replace(TINY_CONFIG, context=1, context_backbone="efficientnet-lite0")
+    whole, pieces = untiled_and_tiled(config, (192, 256), 96)
+    without, _ = untiled_and_tiled(replace(config, context_backbone=""), (192, 256), 96)
+    assert psnr(pieces, whole) >= 80 and psnr(without, whole) < 60  # the backbone changed the output
+
+
 def test_tiled_matches_untiled_on_a_full_width_model():
     whole, pieces = untiled_and_tiled(FULL_WIDTH, (96, 128), 48)
     assert psnr(pieces, whole) >= 80

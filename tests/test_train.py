@@ -628,6 +628,26 @@ def test_ema_weights_are_exported_resume_exactly_and_can_start_on_a_resume(asset
         resume_options(plain, ema_decay=1.0)
 
 
+def test_the_context_backbone_is_frozen_in_training_and_exported_in_the_file(assets, tmp_path):
+    from safetensors.torch import save_file
+
+    from mixtask.backbones.efficientnet_lite import EfficientNetLite
+
+    torch.manual_seed(0)
+    source = EfficientNetLite()
+    save_file(source.state_dict(), str(tmp_path / "lite0.safetensors"))
+    # 64 px: a 2x2 context grid (at 1x1 the branch's InstanceNorm leaves the backbone no gradient)
+    options = tiny_options(assets, tmp_path / "run", steps=3, size=64, mix_method=1, context=1,
+                           context_backbone=str(tmp_path / "lite0.safetensors"))  # fmt: skip
+    model, info = load_weights(train(options, quiet=True).weights)
+    assert info.config.context_backbone == "efficientnet-lite0"
+    assert model.context.project.weight.abs().max() > 0  # it left its zero start
+    torch.testing.assert_close(model.context.backbone._blocks[5]._project_conv.weight,
+                               source._blocks[5]._project_conv.weight, rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(MixtaskError, match="--context-backbone needs --context"):
+        check_options(replace(options, context=0))
+
+
 def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "run", steps=3, mix_method=1, context=1)
     model, info = load_weights(train(options, quiet=True).weights)

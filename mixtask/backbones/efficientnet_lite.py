@@ -65,6 +65,7 @@ class MBConv(nn.Module):
         self._project_conv = conv(hidden, c_out, 1)
         self._bn2 = batch_norm(c_out)
         self.expand = expand_ratio != 1
+        self.expand_ratio, self.shape = expand_ratio, (kernel, stride, c_in, c_out)
         self.residual = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +75,64 @@ class MBConv(nn.Module):
         return x + h if self.residual else h
 
 
-class EfficientNetLite(nn.Module):
+TRUNK_STRIDE = 32
+# Input pixels a trunk output cell sees on each side of its own 32: Lite0's receptive field is 851 px.
+TRUNK_HALO = 448
+TRUNK_TILE = 1024  # input pixels per tile core in `EfficientNetTrunk.features`; a multiple of TRUNK_STRIDE
+
+
+class EfficientNetTrunk(nn.Module):
+    """Stem and MBConv blocks: RGB at any size -> features at 1/32 of it (the last block's channels).
+
+    The global-context branch (`nets.film.ContextBranch`) uses it frozen, on the network's own input."""
+
+    def __init__(self, blocks: Sequence[Sequence[int]] = LITE0_BLOCKS):
+        super().__init__()
+        stem = blocks[0][3]
+        self._conv_stem = conv(3, stem, 3, 2)
+        self._bn0 = batch_norm(stem)
+        self._blocks = nn.ModuleList(MBConv(*block) for block in blocks)
+        self.out_channels = blocks[-1][4]
+
+    @staticmethod
+    def normalized(x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the weights' input convention `(255 x - 127) / 128`."""
+        return (x.float() * 255.0 - 127.0) / 128.0
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, out_channels, ceil(H/32), ceil(W/32)) features of an input already `normalized`."""
+        h = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            h = block(h)
+        return h
+
+    def features(self, x: torch.Tensor, prepare=None, tile: int = TRUNK_TILE) -> torch.Tensor:
+        """`trunk` features (B, C, ceil(H/32), ceil(W/32)) of RGB x in [0, 1] (or of what `prepare` makes of x's
+        windows), in tiles for large images: cores of `tile` px with a halo wider than the receptive field, so
+        memory is bounded and every cell is the untiled one (eval-mode BatchNorm is local)."""
+        prepare = prepare or (lambda window: window)
+        height, width = x.shape[-2:]
+        if height <= tile and width <= tile:
+            return self.trunk(self.normalized(prepare(x)))
+        step = TRUNK_STRIDE
+        out = None
+        for top in range(0, height, tile):
+            for left in range(0, width, tile):
+                y0, x0 = max(0, top - TRUNK_HALO), max(0, left - TRUNK_HALO)
+                window = x[..., y0 : min(height, top + tile + TRUNK_HALO), x0 : min(width, left + tile + TRUNK_HALO)]
+                f = self.trunk(self.normalized(prepare(window)))
+                if out is None:
+                    size = (f.shape[0], f.shape[1], -(-height // step), -(-width // step))
+                    out = torch.empty(size, dtype=f.dtype, device=f.device)
+                rows, columns = -(-min(tile, height - top) // step), -(-min(tile, width - left) // step)
+                r0, c0 = (top - y0) // step, (left - x0) // step
+                out[..., top // step : top // step + rows, left // step : left // step + columns] = f[
+                    ..., r0 : r0 + rows, c0 : c0 + columns
+                ]
+        return out
+
+
+class EfficientNetLite(EfficientNetTrunk):
     """Stem -> MBConv blocks -> 1x1 head -> global average pool; `_fc` only for `logits`.
 
     `forward(x)` takes RGB in [0, 1], (B, 3, H, W), resizes to `input_size` when needed and
@@ -88,11 +146,7 @@ class EfficientNetLite(nn.Module):
         classes: int = 1000,
         input_size: int = INPUT_SIZE,
     ):
-        super().__init__()
-        stem = blocks[0][3]
-        self._conv_stem = conv(3, stem, 3, 2)
-        self._bn0 = batch_norm(stem)
-        self._blocks = nn.ModuleList(MBConv(*block) for block in blocks)
+        super().__init__(blocks)
         self._conv_head = conv(blocks[-1][4], head, 1)
         self._bn1 = batch_norm(head)
         self._fc = nn.Linear(head, classes)
@@ -100,18 +154,15 @@ class EfficientNetLite(nn.Module):
         self.input_size = input_size
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB [0, 1] at any size -> the network's input convention `(255 x - 127) / 128` at input_size²."""
+        """RGB [0, 1] at any size -> the network's input convention at input_size²."""
         if x.shape[-2:] != (self.input_size, self.input_size):
             size = (self.input_size, self.input_size)
             x = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
-        return (x.float() * 255.0 - 127.0) / 128.0
+        return self.normalized(x)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled (B, feature_dim) features of an already prepared input."""
-        h = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            h = block(h)
-        h = F.relu6(self._bn1(self._conv_head(h)))
+        h = F.relu6(self._bn1(self._conv_head(self.trunk(x))))
         return h.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,3 +197,12 @@ def load_efficientnet_lite0(path: str | Path) -> EfficientNetLite:
     model = EfficientNetLite(blocks, head=head, classes=classes)
     load_strict(model, state, state_file.path, WHAT)
     return freeze(model)
+
+
+def load_trunk_weights(trunk: EfficientNetTrunk, path: str | Path) -> EfficientNetTrunk:
+    """The stem and blocks of an EfficientNet-Lite0 weights file into `trunk`, frozen (its head is not needed)."""
+    full = load_efficientnet_lite0(path)
+    if [list(block) for block in LITE0_BLOCKS] != [[b.expand_ratio, *b.shape] for b in full._blocks]:
+        raise MixtaskError(f"{WHAT} file {path}: its blocks are not Lite0's")
+    trunk.load_state_dict(full.state_dict(), strict=False)  # the head's tensors are left out
+    return freeze(trunk)

@@ -39,6 +39,10 @@ CONTEXT_HELP = (
     "3x3 convs of a global-context branch at 1/32 of the image (film only; 0: none, the paper's network). "
     "With --init from weights without one, the branch starts at zero."
 )
+CONTEXT_BACKBONE_HELP = (
+    "EfficientNet-Lite0 weights (e.g. DATA/backbones/efficientnet-lite0.safetensors) whose frozen features the "
+    "context branch adds (needs --context; the weights go into the network's file)."
+)
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
@@ -136,6 +140,9 @@ def train_command(
         TrainOptions.film_layers, "--film-layers", help="Depth of the FiLM generator (the paper: 1, 3 or 5)."
     ),
     context: int = typer.Option(TrainOptions.context, "--context", min=0, max=8, help=CONTEXT_HELP),
+    context_backbone: Path = typer.Option(
+        None, "--context-backbone", help=CONTEXT_BACKBONE_HELP, show_default=False, exists=True, dir_okay=False
+    ),
     arch: Arch = typer.Option(TrainOptions.arch, "--arch", help=ARCH_HELP),
     head: Head = typer.Option(Head(TrainOptions.head), "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(
@@ -187,7 +194,9 @@ def train_command(
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
-            res_blocks=res_blocks, film_layers=film_layers, context=context, head=head.value, precision=precision.value,
+            res_blocks=res_blocks, film_layers=film_layers, context=context,
+            context_backbone=None if context_backbone is None else str(context_backbone), head=head.value,
+            precision=precision.value,
             device=device,
             compile=bool(compile),
             synth=None if synth is None else str(synth), preview_every=preview_every,

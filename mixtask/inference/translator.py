@@ -221,13 +221,21 @@ class InferenceNet:
         y = F.conv2d(self.normalize(1, y, film, stats, pad=1, dtype=self.dtype), w2, b2, stride=2)
         return y if stop == 2 else self.normalize(2, y, film, stats)
 
-    def bottleneck(self, h: torch.Tensor, film, stats: Stats, band: int | None = None) -> torch.Tensor:
+    def image_features(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The context branch's backbone features of the whole image x (1, 3, H, W), uint8 or float on any device
+        (moved and converted window by window), or None without a backbone."""
+        if self.context is None or self.context.backbone is None:
+            return None
+        return self.context.backbone.features(x, prepare=lambda window: self.prepare(window).float())
+
+    def bottleneck(self, h: torch.Tensor, film, stats: Stats, band: int | None = None, features=None) -> torch.Tensor:
         """The residual blocks (layers 3-12) on the normalised encoder output, and the context branch if any
-        (on the whole h, also when streamed: its pooled picture is the whole image's)."""
+        (on the whole h, also when streamed: its pooled picture is the whole image's; `features`: the image's
+        `image_features`)."""
         blocks = len(self.residual) // 2
         for block in range(blocks):
             if self.context is not None and block == context_block(blocks):
-                h.add_(upsampled(self.context.summary(h, film[len(self.channels) :]), h))
+                h.add_(upsampled(self.context.summary(h, film[len(self.channels) :], features), h))
             first = 3 + 2 * block
             t = self.normalize(first, self.conv_same(h, 2 * block, band), film, stats)
             u = self.conv_same(t, 2 * block + 1, band, in_place=True)  # streamed: two bottleneck tensors, not three
@@ -250,7 +258,8 @@ class InferenceNet:
     def forward(self, x: torch.Tensor, film, stats: Stats | None = None) -> torch.Tensor:
         """Whole network on a prepared image whose sides are multiples of 4 (at least 16)."""
         stats = [] if stats is None else stats
-        raw = self.decode(self.bottleneck(self.encode(x, film, stats), film, stats), film, stats)
+        features = self.image_features(x)
+        raw = self.decode(self.bottleneck(self.encode(x, film, stats), film, stats, features=features), film, stats)
         return self.finish(raw, x, self.input_stats(x))
 
     def input_stats(self, x: torch.Tensor):

@@ -41,6 +41,7 @@ class ModelConfig:
     arch: str = "film"
     head: str = "gated"  # "rgb": the paper's 3-channel output; "gated": see `GatedHead`
     context: int = 0  # 3x3 convs of the global-context branch (`ContextBranch`); 0: none, the paper's network
+    context_backbone: str = ""  # frozen image features the context branch adds (CONTEXT_BACKBONES); "": none
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,11 +70,16 @@ class ModelConfig:
             raise ValueError(f"config field 'arch' is {self.arch!r}, not one of {', '.join(architecture_names())}")
         if self.head not in HEADS:
             raise ValueError(f"config field 'head' is {self.head!r}, not one of {', '.join(HEADS)}")
+        if self.context_backbone and (self.context_backbone not in CONTEXT_BACKBONES or not self.context):
+            known = ", ".join(CONTEXT_BACKBONES)
+            raise ValueError(f"config field 'context_backbone' is {self.context_backbone!r}: one of {known}, "
+                             "with a context branch (context > 0)")  # fmt: skip
 
 
 # Sane bounds for a config read from a file: far above any trained network, far below a memory bomb.
 CONFIG_RANGES = {"num_tasks": (1, 64), "width": (1, 256), "res_blocks": (0, 32), "film_layers": (1, 16),
                  "film_hidden": (1, 4096), "context": (0, 8)}  # fmt: skip
+CONTEXT_BACKBONES = ("efficientnet-lite0",)  # `ContextBranch`'s frozen backbones (its stem and 16 blocks)
 
 
 class NormFiLM(nn.Module):
@@ -303,7 +309,12 @@ class ContextBranch(nn.Module):
     each, from its own FiLM generator), and adds a 1x1 conv of the result, up-sampled, to the features.
     Three convs at 1/32 see about 250 px for the cost of a few thousandths of the network's work.
     The 1x1 conv starts at zero, so a network given the branch computes what it computed without it
-    (a warm start from weights without one is exact)."""
+    (a warm start from weights without one is exact).
+
+    With `context_backbone`, a frozen ImageNet network (EfficientNet-Lite0's stem and blocks, 1/32 of the
+    image, 320 channels) also looks at the input, and a zero-started 1x1 projection of its features is
+    added to the pooled ones: what is an object, which 2 CPU cores cannot learn from a few hundred photos,
+    for about 2 % of the network's work and no backward pass. Its weights are part of the network's file."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -318,21 +329,49 @@ class ContextBranch(nn.Module):
         self.out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.backbone = self.project = None
+        if config.context_backbone:
+            from mixtask.backbones.efficientnet_lite import EfficientNetTrunk
+
+            self.backbone = EfficientNetTrunk().requires_grad_(False)
+            self.project = nn.Conv2d(self.backbone.out_channels, channels, 1)
+            nn.init.zeros_(self.project.weight)
+            nn.init.zeros_(self.project.bias)
+
+    def train(self, mode: bool = True) -> ContextBranch:
+        super().train(mode)
+        if self.backbone is not None:
+            self.backbone.eval()  # frozen: its BatchNorms keep their ImageNet statistics
+        return self
 
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
 
-    def summary(self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def image_features(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The backbone's features (B, 320, ceil(H/32), ceil(W/32)) of the network's input x (B, 3, H, W) in
+        [0, 1], or None without a backbone."""
+        if self.backbone is None:
+            return None
+        with torch.no_grad():
+            return self.backbone.features(x)
+
+    def summary(
+        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The context at 1/32 of the image, (B, C, ceil(H/8), ceil(W/8)) in fp32, from the pooled features h
-        (B, C, H, W); film: `film_params` of the task vectors."""
+        (B, C, H, W) and the backbone's `image_features`; film: `film_params` of the task vectors."""
         p = F.avg_pool2d(h, CONTEXT_POOL, ceil_mode=True, count_include_pad=False).float()
+        if self.project is not None:
+            p = p + self.project(features.float())
         for conv, norm, (gamma, beta) in zip(self.convs, self.norms, film):
             p = norm(conv(p), gamma, beta)
         return self.out(p)
 
-    def forward(self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """h plus the context of the whole picture, up-sampled to it."""
-        return h + upsampled(self.summary(h, film), h)
+        return h + upsampled(self.summary(h, film, features), h)
 
 
 CONTEXT_REPEAT = 4  # `upsampled`: bilinear to 1/4 of the features' size, then each value repeated 4 x 4
@@ -384,7 +423,10 @@ class MixNet(TaskNet):
                 _bottlenecks.append(h)
             return self.norms[i](convs[i](h), *film[i])
 
-        context = None if self.context is None else functools.partial(self.context, film=self.context.film_params(c))
+        context = None
+        if self.context is not None:
+            film_c, features = self.context.film_params(c), self.context.image_features(x)
+            context = functools.partial(self.context, film=film_c, features=features)
         return apply_head(self.config, self.output(run_layers(x, layer, self.config.res_blocks, context)), x)
 
     def forward_any_size(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,7 @@ class TrainOptions:
     res_blocks: int = 5
     film_layers: int = 1
     context: int = 0  # film only: 3x3 convs of the global-context branch (nets.film.ContextBranch); 0: none
+    context_backbone: str | None = None  # EfficientNet-Lite0 weights the context branch looks through; None: none
     arch: str = "film"
     head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
@@ -169,6 +170,7 @@ def check_options(options: TrainOptions) -> None:
         (0 <= options.ema_decay < 1, "--ema-decay must be in [0, 1)"),
         (low <= options.context <= high, f"--context must be {low}..{high}"),
         (options.context == 0 or options.arch == "film", "--context needs --arch film"),
+        (not options.context_backbone or options.context > 0, "--context-backbone needs --context 1 or more"),
         (
             options.deep_seg_weight == 0
             or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),

@@ -112,8 +112,14 @@ def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torc
         arch=options.arch,
         head=options.head,
         context=options.context,
+        context_backbone="efficientnet-lite0" if options.context_backbone else "",
     )
-    net = build_model(config).to(device)
+    net = build_model(config)
+    if options.context_backbone:
+        from mixtask.backbones.efficientnet_lite import load_trunk_weights
+
+        load_trunk_weights(net.context.backbone, options.context_backbone)
+    net = net.to(device)
     if device.startswith("cuda"):
         net = net.to(memory_format=torch.channels_last)
     return net
@@ -181,7 +187,7 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     model = compiled(ddp.wrap_model(net, ctx), options)
     run = Run(
         options, plan, ctx, ddp.autocast_dtype(options.precision, ctx.device), model, net,
-        torch.optim.Adam(net.parameters(), lr=options.lr), dataset, sampler, make_generators(options, ctx),
+        torch.optim.Adam(trainable(net), lr=options.lr), dataset, sampler, make_generators(options, ctx),
         dict(CORRUPTIONS), folder=folder,
     )  # fmt: skip
     run.styled, run.style_teachers = styled, style_teachers
@@ -192,6 +198,11 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     setup_weighting(run)
     setup_ema(run)
     return run
+
+
+def trainable(net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters Adam updates: all but frozen parts (the context branch's backbone)."""
+    return [parameter for parameter in net.parameters() if parameter.requires_grad]
 
 
 def setup_ema(run: Run) -> None:
