@@ -47,7 +47,9 @@ def test_shipped_weights_describe_themselves():
     full_width = {"rgb": 1_695_235, "gated": 1_700_421}[info.config.head]  # see test_model.py
     # the context branch: 3 x (3x3 conv 128 -> 128) + its FiLM generator (5 -> 768) + the 1x1 conv 128 -> 128
     branch = {0: 0, 3: 3 * (128 * 128 * 9 + 128) + (5 * 768 + 768) + (128 * 128 + 128)}[info.config.context]
-    assert sum(p.numel() for p in model.parameters()) == full_width + branch
+    # its frozen backbone: EfficientNet-Lite0's stem and blocks, and the 1x1 projection 320 -> 128
+    backbone = {"": 0, "efficientnet-lite0": 2_958_848 + 320 * 128 + 128}[info.config.context_backbone]
+    assert sum(p.numel() for p in model.parameters()) == full_width + branch + backbone
     for key in ("data", "command", "steps", "size", "hardware", "wall_seconds", "date"):
         assert key in info.provenance, key
     assert info.metrics.get("held_out") is True, "the shipped weights carry their held-out eval"
