@@ -192,7 +192,8 @@ def test_translator_runs_the_module_as_it_is(arch):
     x = torch.rand(2, 3, 21, 30)
     with torch.no_grad():
         want = tiny(arch).forward_any_size(x, torch.zeros(2, TASKS))
-    torch.testing.assert_close(engine.translate_tensor(x, "recon"), want.clamp(0, 1), atol=1e-5, rtol=1e-5)
+    # fp32 rounding differs with the CPU's conv kernels: 1.6e-5 on an AVX2-only EPYC (as test_infer's 1e-4)
+    torch.testing.assert_close(engine.translate_tensor(x, "recon"), want.clamp(0, 1), atol=1e-4, rtol=0)
     rgb = np.random.default_rng(0).integers(0, 256, (19, 26, 3), dtype=np.uint8)
     assert engine.translate_array(rgb, "seg").shape == (19, 26, 3)
 

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixtask"
 LAYERS = (
     ("errors", "choices"),
     ("fileio", "images", "tasks", "tensors"),
-    ("mixing", "nets", "backbones", "data"),
+    ("backbones",),  # pretrained feature extractors: the networks' context branch may look through one
+    ("mixing", "nets", "data"),
     ("weights",),
     ("inference",),
     ("apply", "evaluation"),
