@@ -65,7 +65,6 @@ class MBConv(nn.Module):
         self._project_conv = conv(hidden, c_out, 1)
         self._bn2 = batch_norm(c_out)
         self.expand = expand_ratio != 1
-        self.expand_ratio, self.shape = expand_ratio, (kernel, stride, c_in, c_out)
         self.residual = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,9 +199,12 @@ def load_efficientnet_lite0(path: str | Path) -> EfficientNetLite:
 
 
 def load_trunk_weights(trunk: EfficientNetTrunk, path: str | Path) -> EfficientNetTrunk:
-    """The stem and blocks of an EfficientNet-Lite0 weights file into `trunk`, frozen (its head is not needed)."""
-    full = load_efficientnet_lite0(path)
-    if [list(block) for block in LITE0_BLOCKS] != [[b.expand_ratio, *b.shape] for b in full._blocks]:
-        raise MixtaskError(f"{WHAT} file {path}: its blocks are not Lite0's")
-    trunk.load_state_dict(full.state_dict(), strict=False)  # the head's tensors are left out
+    """The stem and blocks of an EfficientNet-Lite0 weights file into `trunk` (strict), frozen; the file's head
+    is not needed."""
+    state_file = read_state_file(path, WHAT)
+    if blocks_from_metadata(state_file.metadata, state_file.path) != [list(block) for block in LITE0_BLOCKS]:
+        raise MixtaskError(f"{WHAT} file {state_file.path}: its blocks are not Lite0's")
+    head = ("_conv_head.", "_bn1.", "_fc.")
+    stem_and_blocks = {key: value for key, value in state_file.state.items() if not key.startswith(head)}
+    load_strict(trunk, stem_and_blocks, state_file.path, WHAT)
     return freeze(trunk)

@@ -224,9 +224,9 @@ class InferenceNet:
     def image_features(self, x: torch.Tensor) -> torch.Tensor | None:
         """The context branch's backbone features of the whole image x (1, 3, H, W), uint8 or float on any device
         (moved and converted window by window), or None without a backbone."""
-        if self.context is None or self.context.backbone is None:
+        if self.context is None:
             return None
-        return self.context.backbone.features(x, prepare=lambda window: self.prepare(window).float())
+        return self.context.image_features(x, prepare=lambda window: self.prepare(window).float())
 
     def bottleneck(self, h: torch.Tensor, film, stats: Stats, band: int | None = None, features=None) -> torch.Tensor:
         """The residual blocks (layers 3-12) on the normalised encoder output, and the context branch if any

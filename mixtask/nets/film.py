@@ -314,7 +314,8 @@ class ContextBranch(nn.Module):
     With `context_backbone`, a frozen ImageNet network (EfficientNet-Lite0's stem and blocks, 1/32 of the
     image, 320 channels) also looks at the input, and a zero-started 1x1 projection of its features is
     added to the pooled ones: what is an object, which 2 CPU cores cannot learn from a few hundred photos,
-    for about 2 % of the network's work and no backward pass. Its weights are part of the network's file."""
+    with no backward pass (its measured cost: README, "The network"). Its weights are part of the network's
+    file."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -347,13 +348,13 @@ class ContextBranch(nn.Module):
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
 
-    def image_features(self, x: torch.Tensor) -> torch.Tensor | None:
+    def image_features(self, x: torch.Tensor, prepare=None) -> torch.Tensor | None:
         """The backbone's features (B, 320, ceil(H/32), ceil(W/32)) of the network's input x (B, 3, H, W) in
-        [0, 1], or None without a backbone."""
+        [0, 1] (or of what `prepare` makes of its windows), or None without a backbone."""
         if self.backbone is None:
             return None
         with torch.no_grad():
-            return self.backbone.features(x)
+            return self.backbone.features(x, prepare)
 
     def summary(
         self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: torch.Tensor | None = None
