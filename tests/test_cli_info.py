@@ -26,6 +26,18 @@ def test_version_and_help_do_not_import_torch():
     assert time.perf_counter() - started < 5  # generous: the point is that no model code is loaded
 
 
+def test_apply_parses_its_options_without_pydantic(tiny_weights, tmp_path):
+    # Typer 0.29 coerces every option through a pydantic TypeAdapter: about 0.1 s of each start (README,
+    # "Start-up"), so pyproject keeps Typer below it; this notices an upgrade that brings it back
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    argv = ["apply", str(image), "-t", "denoise", "-w", str(tiny_weights), "-o", str(tmp_path / "out.png")]
+    code = f"import sys; from mixtask.cli import main; sys.argv = ['mixtask', *{argv!r}]\ntry:\n    main()\n"
+    code += "except SystemExit as e:\n    assert not e.code, e.code\nassert 'pydantic' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "out.png").exists()
+
+
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

@@ -28,17 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Column
-from rich.text import Text
 
 from mixtask import images
 from mixtask.apply import cutout, usermask
@@ -251,14 +240,6 @@ def _write(job: Job, target: Path, format_name: str, image, loaded: images.Loade
 # ----------------------------------------------------------------------------- reporting
 
 
-class RateColumn(ProgressColumn):
-    """Images per second so far."""
-
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} img/s" if speed else "- img/s")
-
-
 class Reporter:
     """Progress of a run of several images: on a terminal, a Rich bar (the last file, count, img/s, elapsed,
     ETA); otherwise (a log, a pipe) one line per file on the console, `[3/10] photos/a.jpg: processed`."""
@@ -267,17 +248,9 @@ class Reporter:
         self.progress, self.console, self.total, self.done = None, console, total, 0
         self.lines = console is not None and not console.is_terminal and total > 1
         if console is not None and console.is_terminal and total > 1:
-            self.progress = Progress(
-                TextColumn("{task.description}", table_column=Column(max_width=40, no_wrap=True)),
-                BarColumn(),
-                MofNCompleteColumn(),
-                RateColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
+            from mixtask.apply.progressbar import progress_bar
+
+            self.progress = progress_bar(console)
 
     def __enter__(self) -> Reporter:
         if self.progress:

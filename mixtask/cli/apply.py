@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 @user_errors
 def apply_command(
     inputs: list[str] = typer.Argument(
-        ..., metavar="INPUT", help="Image files, folders, or - to read one image from stdin (./- is a file)."
+        ..., metavar="INPUT...", help="Image files, folders, or - to read one image from stdin (./- is a file)."
     ),
     task: list[str] = typer.Option(
         None,

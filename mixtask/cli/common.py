@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import sys
@@ -93,7 +94,8 @@ def _help_option_without_type(base: type) -> type:
             params = super().get_params(ctx)
             for param in params:
                 if isinstance(param, typer.core.TyperArgument) and param.metavar:  # its name says it all
-                    param.display_type_rich = lambda ctx: None
+                    param.type = copy.copy(param.type)  # (click's type objects can be shared)
+                    param.type.get_metavar = lambda param, ctx: ""  # no <path> or <str> after IMAGE
                 elif isinstance(param, typer.core.TyperOption) and param.is_flag and param.metavar is None:
                     param.metavar = ""  # a flag takes no value (ours, and Typer's --install-completion)
             return params
