@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
 # A user's installed package has its bytecode cached; a shell with PYTHONDONTWRITEBYTECODE set (CI, containers)
 # would compile every mixtask module on each start, about 0.08 s that no user pays.
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
