@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -32,8 +33,16 @@ def test_apply_parses_its_options_without_pydantic(tiny_weights, tmp_path):
     image = tmp_path / "in.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     argv = ["apply", str(image), "-t", "denoise", "-w", str(tiny_weights), "-o", str(tmp_path / "out.png")]
-    code = f"import sys; from mixtask.cli import main; sys.argv = ['mixtask', *{argv!r}]\ntry:\n    main()\n"
-    code += "except SystemExit as e:\n    assert not e.code, e.code\nassert 'pydantic' not in sys.modules"
+    code = textwrap.dedent(f"""
+        import sys
+        from mixtask.cli import main
+        sys.argv = ["mixtask", *{argv!r}]
+        try:
+            main()
+        except SystemExit as stop:
+            assert not stop.code, stop.code
+        assert "pydantic" not in sys.modules
+    """)
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "out.png").exists()
 

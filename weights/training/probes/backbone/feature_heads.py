@@ -13,6 +13,8 @@ from torch import nn
 
 from mixtask.backbones.efficientnet_lite import EfficientNetTrunk, load_trunk_weights
 from mixtask.data import SampleMaker, default_max_side, load_dataset
+from mixtask.evaluation.metrics import iou
+from mixtask.training.losses import mask_losses
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -63,17 +65,15 @@ class Mlp16(nn.Module):
 
 
 def loss(logit: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    logit = F.interpolate(logit, size=mask.shape[-2:], mode="bilinear")
-    p = torch.sigmoid(logit)
-    dice = 1 - (2 * (p * mask).flatten(1).sum(1) + 1) / ((p + mask).flatten(1).sum(1) + 1)
-    return F.binary_cross_entropy_with_logits(logit, mask) + dice.mean()
+    """The run's mask loss (BCE + soft Dice) on the logit up-sampled to the crop."""
+    terms = mask_losses(F.interpolate(logit, size=mask.shape[-2:], mode="bilinear"), mask)
+    return terms["bce"] + terms["dice"]
 
 
-def iou(head, f16, f32, mask) -> float:
+def gate_iou(head, f16, f32, mask) -> float:
     with torch.no_grad():
         found = F.interpolate(head(f16, f32), size=mask.shape[-2:], mode="bilinear") > 0
-    truth = mask > 0.5
-    return ((found & truth).flatten(1).sum(1).float() / (found | truth).flatten(1).sum(1).clamp(min=1)).mean().item()
+    return iou(found, mask > 0.5).mean().item()
 
 
 train = crops("train", 7, 1920)
@@ -95,5 +95,5 @@ for name, kind in (("lin32", Linear32), ("mlp16", Mlp16)):
         value.backward()
         optimizer.step()
         if step % 500 == 499:
-            scores = " ".join(f"{set_name} {iou(head, *crops_):.3f}" for set_name, crops_ in val.items())
+            scores = " ".join(f"{set_name} {gate_iou(head, *crops_):.3f}" for set_name, crops_ in val.items())
             print(name, step + 1, f"train loss {value.item():.3f}", scores, f"{time.time() - started:.0f}s")
