@@ -114,18 +114,25 @@ def _read_tensors(path: Path, handle) -> dict:
 
 def load_weights(path: str | Path | None = None):
     """Load a weights file into a fresh model (eval mode, CPU, fp32) -> (model, WeightsInfo)."""
+    import torch
+
     from mixtask.nets.registry import build_model
 
     path = resolve_weights_path(path)
     with _open(path) as handle:
         info = _parse_metadata(path, handle.metadata())
         state = _read_tensors(path, handle)
-    model = build_model(info.config)
+    with torch.device("meta"):  # no random initialisation (a third of a start-up): every weight comes from the file
+        model = build_model(info.config)
     try:
-        model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True)
+        model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True, assign=True)
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1].strip()
         raise MixtaskError(f"{path}: tensors do not match its config ({first_line})") from None
+    unset = [name for name, tensor in model.state_dict(keep_vars=True).items() if tensor.is_meta]
+    unset += [name for name, tensor in model.named_buffers() if tensor.is_meta]  # constants made in __init__
+    if unset:
+        raise RuntimeError(f"{info.config.arch}: {unset[0]} is not in the file nor made on the CPU")
     return model.eval(), info
 
 

@@ -85,6 +85,8 @@ def test_weights_round_trip(arch, tmp_path):
     path = save_weights(tmp_path / "w.safetensors", model, DEFAULT_TASK_SET)
     loaded, info = load_weights(path)
     assert type(loaded) is type(model) and info.config.arch == arch
+    # built on the meta device and filled from the file: nothing left unset, the constants made on the CPU
+    assert all(t.device.type == "cpu" for t in [*loaded.parameters(), *loaded.buffers()])
     x, c = torch.rand(1, 3, 32, 32), ONE_HOT[[0]]
     with torch.no_grad():
         assert torch.equal(loaded(x, c), model(x, c))

@@ -159,6 +159,17 @@ def test_fp32_inference_net_matches_mixnet(size, context):
     assert (got - want).abs().max() < 1e-4
 
 
+def test_the_engine_owns_its_context_branch_and_shares_only_the_frozen_backbone():
+    model = make_tiny_model(config=replace(TINY_CONFIG, context=2, context_backbone="efficientnet-lite0"))
+    net = InferenceNet(model, CPU, torch.float32)
+    assert net.context.backbone is model.context.backbone  # never trained: shared, not copied
+    x, c = torch.rand(1, 3, 32, 48), torch.tensor([VECTOR])
+    with torch.inference_mode(), devices.threads_for(0, CPU):
+        before = net.forward_any_size(net.prepare(x), net.film(c))
+        model.context.out.weight.add_(1.0)  # training moves the branch's own weights
+        assert torch.equal(net.forward_any_size(net.prepare(x), net.film(c)), before)
+
+
 def test_bf16_is_close_to_fp32_on_the_tiny_model():
     x = (probe_image() * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
     fp32, bf16 = translator("fp32"), translator("bf16")

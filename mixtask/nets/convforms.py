@@ -53,7 +53,9 @@ def strided_taps(kernel: int) -> torch.Tensor:
     """For each entry (a, b, jy, sy, jx, sx) of the strided kernel, the index of the kxk tap it holds, or
     k * k (a zero) where none: sub-pixel (a, b) reads padded row 2 i + 2 jy + sy, i.e. tap 2 jy + sy - a."""
     half = (kernel + 1) // 2
-    a, b, jy, sy, jx, sx = torch.meshgrid(*(torch.arange(n) for n in (2, 2, half, 2, half, 2)), indexing="ij")
+    # on the CPU even while a model is built on the meta device (`load_weights`): a constant, never loaded
+    axes = (torch.arange(n, device="cpu") for n in (2, 2, half, 2, half, 2))
+    a, b, jy, sy, jx, sx = torch.meshgrid(*axes, indexing="ij")
     ky, kx = 2 * jy + sy - a, 2 * jx + sx - b
     inside = (ky >= 0) & (ky < kernel) & (kx >= 0) & (kx < kernel)
     return torch.where(inside, ky * kernel + kx, kernel * kernel)
