@@ -273,6 +273,21 @@ def test_resume_can_change_the_seg_composites_and_they_are_on_record(assets, tmp
         resume_options(out, composites="busy")
 
 
+def test_resume_can_change_the_share_of_masked_photos_and_it_is_on_record(assets, tmp_path):
+    from mixtask.training import resume_options
+
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    options = resume_options(out, steps=3, seg_photos=0.0)
+    assert setup_run(options, no_ddp(), restoring=True).sampler.mask_fraction == 0.0  # composites only
+    train(options, resume=True, quiet=True)
+    info = read_info(out / "weights.safetensors")
+    assert info.provenance["seg_photos"] == 0.0
+    assert [session.get("seg_photos") for session in info.provenance["sessions"]] == [None, 0.0]
+    with pytest.raises(MixtaskError, match="--seg-photos"):
+        resume_options(out, seg_photos=1.5)
+
+
 def test_job_weights_draw_the_weighted_jobs_and_are_on_record(assets, tmp_path):
     from mixtask.training import resume_options
 

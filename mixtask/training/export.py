@@ -61,6 +61,7 @@ def provenance(run: Run, stage: int) -> dict:
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
         "composites": options.composites,
+        "seg_photos": options.seg_photos,
         "deep_seg_weight": options.deep_seg_weight,
         "ema_decay": options.ema_decay,
         "damage_weight": options.damage_weight,

@@ -54,6 +54,7 @@ class TrainOptions:
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
+    seg_photos: float | None = None  # share of seg's examples that are masked photos; None: data.sampling's default
     ema_decay: float = 0.0  # exported weights: an exponential moving average of the trained ones (0: the raw weights)
     deep_seg_weight: float = 0.0  # film, --seg-loss mask: BCE + Dice of a training-only head on the bottleneck
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
@@ -166,6 +167,7 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
+        (options.seg_photos is None or 0 <= options.seg_photos <= 1, "--seg-photos must be in [0, 1]"),
         (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
         (0 <= options.ema_decay < 1, "--ema-decay must be in [0, 1)"),
         (low <= options.context <= high, f"--context must be {low}..{high}"),
@@ -229,11 +231,12 @@ def resume_options(
     compile: bool | None = None,
     composites: str | None = None,
     ema_decay: float | None = None,
+    seg_photos: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
-    `composites`, a new `ema_decay` (turned on here, the average starts from the weights at the resume) or, while
-    the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    `composites` or share of masked photos (`seg_photos`), a new `ema_decay` (turned on here, the average starts
+    from the weights at the resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)
@@ -260,6 +263,8 @@ def resume_options(
         options = replace(options, compile=compile)
     if composites is not None:
         options = replace(options, composites=composites)
+    if seg_photos is not None:
+        options = replace(options, seg_photos=seg_photos)
     if ema_decay is not None:
         options = replace(options, ema_decay=ema_decay)
     check_options(options)

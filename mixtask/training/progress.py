@@ -49,11 +49,12 @@ def read_sessions(path: Path) -> list[dict]:
 
 
 def _session(record: dict) -> dict:
-    """One start or resume record's facts, plus the crop size, learning rate, job weights and seg composites it
-    trained with (a resume can change them)."""
+    """One start or resume record's facts, plus the crop size, learning rate, job weights, seg composites and
+    share of masked photos it trained with (a resume can change them)."""
     session = {key: record[key] for key in ("event", "step", "hardware", "command") if key in record}
     options = record.get("options", {})
-    return session | {key: options[key] for key in ("size", "lr", "job_weights", "composites") if options.get(key)}
+    keys = ("size", "lr", "job_weights", "composites", "seg_photos")
+    return session | {key: options[key] for key in keys if options.get(key) is not None and options.get(key) != ""}
 
 
 def _logged_step(line: str) -> float:

@@ -182,8 +182,9 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
         warm_start(net, options.init, plan.task_set)
     styled, style_teachers = render_styles(options, dataset)
     sampler = SampleMaker(
-        dataset, options.size, seed=rank_seed(options, ctx), styled=styled, composites=options.composites
-    )
+        dataset, options.size, seed=rank_seed(options, ctx), styled=styled, composites=options.composites,
+        mask_fraction=options.seg_photos,
+    )  # fmt: skip
     model = compiled(ddp.wrap_model(net, ctx), options)
     run = Run(
         options, plan, ctx, ddp.autocast_dtype(options.precision, ctx.device), model, net,
