@@ -2,7 +2,7 @@
 
 Times, as fresh processes, `python -c "import torch"` and `mixtask apply tiny.png -t seg=1,style1=1` on a
 64x64 image with the shipped weights (the precision probe cached by a first, untimed run, as on any second
-start), and reports the medians and their difference. Run it on an idle machine:
+start), and reports the medians and the median of each round's difference. Run it on an idle machine:
 
     python benchmarks/startup.py --repeats 7 --json weights/training/bench/startup.json
 """
@@ -49,10 +49,14 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so that a drift in the machine's speed touches both alike
         torch_only.append(seconds([sys.executable, "-c", "import torch"]))
         whole.append(seconds(apply))
+    # Each round's apply minus its own `import torch`: a drift in the machine's speed between rounds (this
+    # machine's bare import wanders by 0.5 s) cancels in the pair, where a difference of medians keeps it.
+    paired = [apply - bare for apply, bare in zip(whole, torch_only)]
     result = {
         "import_torch_s": round(statistics.median(torch_only), 3),
         "apply_s": round(statistics.median(whole), 3),
-        "overhead_s": round(statistics.median(whole) - statistics.median(torch_only), 3),
+        "overhead_s": round(statistics.median(paired), 3),
+        "overhead_quartiles_s": [round(q, 3) for q in statistics.quantiles(paired, n=4)],
         "repeats": args.repeats,
     }
     print(json.dumps(result, indent=2))
