@@ -122,15 +122,15 @@ def load_weights(path: str | Path | None = None):
     with _open(path) as handle:
         info = _parse_metadata(path, handle.metadata())
         state = _read_tensors(path, handle)
-    with torch.device("meta"):  # no random initialisation (a third of a start-up): every weight comes from the file
+    with torch.device("meta"):  # no random initial weights to overwrite: every weight comes from the file
         model = build_model(info.config)
     try:
         model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True, assign=True)
     except RuntimeError as error:
         first_line = str(error).strip().splitlines()[-1].strip()
         raise MixtaskError(f"{path}: tensors do not match its config ({first_line})") from None
-    unset = [name for name, tensor in model.state_dict(keep_vars=True).items() if tensor.is_meta]
-    unset += [name for name, tensor in model.named_buffers() if tensor.is_meta]  # constants made in __init__
+    # parameters and buffers, also the ones not saved (constants made in __init__, which must be made on the CPU)
+    unset = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if unset:
         raise RuntimeError(f"{info.config.arch}: {unset[0]} is not in the file nor made on the CPU")
     return model.eval(), info

@@ -54,7 +54,7 @@ def _session(record: dict) -> dict:
     session = {key: record[key] for key in ("event", "step", "hardware", "command") if key in record}
     options = record.get("options", {})
     keys = ("size", "lr", "job_weights", "composites", "seg_photos")
-    return session | {key: options[key] for key in keys if options.get(key) is not None and options.get(key) != ""}
+    return session | {key: options[key] for key in keys if options.get(key) not in (None, "")}
 
 
 def _logged_step(line: str) -> float:
