@@ -190,8 +190,11 @@ def test_log_and_previews(assets, tmp_path):
 # ----------------------------------------------------------------------------- resume
 
 
-def test_two_plus_two_resumed_steps_equal_four_straight(assets, tmp_path):
-    options = tiny_options(assets, tmp_path / "straight", stage1_steps=2, checkpoint_every=1)
+@pytest.mark.parametrize("partial_strengths", [0.0, 0.5])
+def test_two_plus_two_resumed_steps_equal_four_straight(assets, tmp_path, partial_strengths):
+    options = tiny_options(
+        assets, tmp_path / "straight", stage1_steps=2, checkpoint_every=1, partial_strengths=partial_strengths
+    )
     straight = train(options, quiet=True)
     stopped = train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=interrupt_at(2))
     assert stopped.interrupted and stopped.steps == 2 and stopped.weights is None
@@ -286,6 +289,39 @@ def test_resume_can_change_the_share_of_masked_photos_and_it_is_on_record(assets
     assert [session.get("seg_photos") for session in info.provenance["sessions"]] == [None, 0.0]
     with pytest.raises(MixtaskError, match="--seg-photos"):
         resume_options(out, seg_photos=1.5)
+
+
+def test_partial_strengths_train_single_tasks_towards_the_blend_and_are_on_record(assets, tmp_path):
+    from mixtask.training import resume_options
+    from mixtask.training.step import draw_partial_strengths, partial_strength_losses
+
+    out = tmp_path / "run"
+    options = tiny_options(assets, out, steps=3, mix_method=1, partial_strengths=1.0)
+    run = setup_run(options, no_ddp())
+    jobs = {job.name: job for job in run.plan.jobs(run.plan.stage_at(0))}
+    seg = jobs["seg"]
+    batch = draw_partial_strengths(run, seg, prepare(run, seg))
+    strengths = batch.strengths
+    assert strengths.shape == (2,) and bool(((strengths >= 0) & (strengths < 1)).all())
+    torch.testing.assert_close(batch.vector[:, run.plan.task_set.index("seg")], strengths)
+    cutout = batch.clean * batch.mask
+    blend = batch.input + strengths.view(-1, 1, 1, 1) * (cutout - batch.input)
+    assert float(partial_strength_losses(run, seg, blend, batch)["total"]) < 1e-10
+    assert float(partial_strength_losses(run, seg, cutout, batch)["total"]) > 1e-4  # the full cut-out overshoots
+    for name in ("recon", "style1"):  # no target image to blend towards under the perceptual loss
+        full = prepare(run, jobs[name])
+        assert draw_partial_strengths(run, jobs[name], full) is full
+    assert set(optimize(run, seg, batch)) == {"seg.partial", "total"}
+
+    train(options, quiet=True)
+    logged = [key for record in read_records(out / "log.jsonl") for key in record.get("losses", {})]
+    assert any(key.endswith(".partial") for key in logged)
+    train(resume_options(out, steps=4, partial_strengths=0.0), resume=True, quiet=True)
+    info = read_info(out / "weights.safetensors")
+    assert info.provenance["partial_strengths"] == 0.0
+    assert [session.get("partial_strengths") for session in info.provenance["sessions"]] == [1.0, 0.0]
+    with pytest.raises(MixtaskError, match="--partial-strengths"):
+        resume_options(out, partial_strengths=1.5)
 
 
 def test_job_weights_draw_the_weighted_jobs_and_are_on_record(assets, tmp_path):

@@ -20,7 +20,8 @@ METHOD_HELP = (
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.nets)."
 RESUME_HELP = (
     "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
-    "--compile, --composites, --seg-photos, --ema-decay and, in stage 1, --stage1-steps may change)."
+    "--compile, --composites, --seg-photos, --partial-strengths, --ema-decay and, in stage 1, --stage1-steps may "
+    "change)."
 )
 EMA_HELP = (
     "Export an exponential moving average of the weights, updated every step with this decay (e.g. 0.999: about "
@@ -37,6 +38,10 @@ COMPOSITES_HELP = (
 SEG_PHOTOS_HELP = (
     "Share of seg's examples that are photos with masks (the rest: cut-outs pasted on photos), with --resume "
     "from here on.  \\[default: 0.3, 0.5 with exact masks]"
+)
+PARTIAL_STRENGTHS_HELP = (
+    "Share of single-task batches trained at random strengths in (0, 1) against the blend of input and target, "
+    "so that strength sweeps move steadily; with --resume from here on."
 )
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 CONTEXT_HELP = (
@@ -125,6 +130,9 @@ def train_command(
     ),
     composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
     seg_photos: float = typer.Option(None, "--seg-photos", help=SEG_PHOTOS_HELP, show_default=False),
+    partial_strengths: float = typer.Option(
+        None, "--partial-strengths", help=PARTIAL_STRENGTHS_HELP, show_default=False
+    ),
     deep_seg_weight: float = typer.Option(TrainOptions.deep_seg_weight, "--deep-seg-weight", help=DEEP_SEG_HELP),
     ema_decay: float = typer.Option(None, "--ema-decay", help=EMA_HELP, show_default=False),
     damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
@@ -174,11 +182,11 @@ def train_command(
         if data or out or style:
             raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
-                "--composites, --seg-photos, --ema-decay, --stage1-steps"
+                "--composites, --seg-photos, --partial-strengths, --ema-decay, --stage1-steps"
             )
         options = resume_options(
             resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay,
-            seg_photos,
+            seg_photos, partial_strengths,
         )  # fmt: skip
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
@@ -193,6 +201,7 @@ def train_command(
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
             composites=composites.value if composites else TrainOptions.composites,
             seg_photos=seg_photos,
+            partial_strengths=partial_strengths or 0.0,
             ema_decay=TrainOptions.ema_decay if ema_decay is None else ema_decay,
             deep_seg_weight=deep_seg_weight,
             damage_weight=damage_weight,

@@ -23,6 +23,7 @@ class Batch:
     mask: torch.Tensor | None = None
     target: torch.Tensor | None = None
     styled: torch.Tensor | None = None  # --style-loss teacher: the teacher's renderings of `clean`, 3 channels a style
+    strengths: torch.Tensor | None = None  # --partial-strengths: (B,) each sample's strength below 1, else None
 
 
 def teacher_styled(run: Run, rule: MixRule | None) -> bool:
@@ -61,7 +62,8 @@ def to_device(batch: Batch, run: Run) -> Batch:
             return None if x is None else x.to(run.device, non_blocking=True)
         return x.to(run.device, non_blocking=True).contiguous(memory_format=memory_format)
 
-    return Batch(*(move(x) for x in (batch.input, batch.vector, batch.clean, batch.mask, batch.target, batch.styled)))
+    tensors = (batch.input, batch.vector, batch.clean, batch.mask, batch.target, batch.styled, batch.strengths)
+    return Batch(*(move(x) for x in tensors))
 
 
 def stylizer(run: Run) -> Callable:

@@ -62,6 +62,7 @@ def provenance(run: Run, stage: int) -> dict:
         "mask_weight": options.mask_weight,
         "composites": options.composites,
         "seg_photos": options.seg_photos,
+        "partial_strengths": options.partial_strengths,
         "deep_seg_weight": options.deep_seg_weight,
         "ema_decay": options.ema_decay,
         "damage_weight": options.damage_weight,

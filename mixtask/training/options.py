@@ -55,6 +55,7 @@ class TrainOptions:
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
     seg_photos: float | None = None  # share of seg's examples that are masked photos; None: data.sampling's default
+    partial_strengths: float = 0.0  # share of single-task batches trained at strengths below 1 (training.step)
     ema_decay: float = 0.0  # exported weights: an exponential moving average of the trained ones (0: the raw weights)
     deep_seg_weight: float = 0.0  # film, --seg-loss mask: BCE + Dice of a training-only head on the bottleneck
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
@@ -168,6 +169,11 @@ def check_options(options: TrainOptions) -> None:
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (options.seg_photos is None or 0 <= options.seg_photos <= 1, "--seg-photos must be in [0, 1]"),
+        (0 <= options.partial_strengths <= 1, "--partial-strengths must be in [0, 1]"),
+        (
+            options.partial_strengths == 0 or options.schedule == "per-batch",
+            "--partial-strengths needs --schedule per-batch",
+        ),
         (math.isfinite(options.deep_seg_weight) and options.deep_seg_weight >= 0, "--deep-seg-weight must be >= 0"),
         (0 <= options.ema_decay < 1, "--ema-decay must be in [0, 1)"),
         (low <= options.context <= high, f"--context must be {low}..{high}"),
@@ -232,10 +238,12 @@ def resume_options(
     composites: str | None = None,
     ema_decay: float | None = None,
     seg_photos: float | None = None,
+    partial_strengths: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
-    `composites` or share of masked photos (`seg_photos`), a new `ema_decay` (turned on here, the average starts
+    `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
+    (`partial_strengths`), a new `ema_decay` (turned on here, the average starts
     from the weights at the resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
@@ -265,6 +273,8 @@ def resume_options(
         options = replace(options, composites=composites)
     if seg_photos is not None:
         options = replace(options, seg_photos=seg_photos)
+    if partial_strengths is not None:
+        options = replace(options, partial_strengths=partial_strengths)
     if ema_decay is not None:
         options = replace(options, ema_decay=ema_decay)
     check_options(options)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -86,10 +86,53 @@ def damaged_l2(output: torch.Tensor, batch: Batch, damaged: torch.Tensor) -> tor
     return squared.sum() / (damaged.sum() * output.shape[1]).clamp_min(1)
 
 
+def takes_partial_strengths(run: Run, job: Job) -> bool:
+    """Single tasks whose full-strength target a batch holds: restorations, seg and, under --style-loss teacher,
+    styles (the perceptual loss has no target image to blend towards)."""
+    if job.source != "members" or job.rule.is_mix:
+        return False
+    return not job.rule.styles or run.options.style_loss == "teacher"
+
+
+def draw_partial_strengths(run: Run, job: Job, batch: Batch) -> Batch:
+    """--partial-strengths: with that probability a single task's batch is trained below full strength, each
+    sample at its own strength s drawn uniformly from [0, 1) (its task vector scaled by s). Without it the
+    network only ever sees strengths 0 and 1, and a sweep between them may stall or overshoot."""
+    share = run.options.partial_strengths
+    if share == 0 or not takes_partial_strengths(run, job):
+        return batch
+    generator = run.generators["jobs"]
+    if float(torch.rand((), generator=generator)) >= share:
+        return batch
+    strengths = torch.rand(len(batch.input), generator=generator).to(batch.vector.device)
+    return replace(batch, vector=batch.vector * strengths[:, None], strengths=strengths)
+
+
+def full_strength_target(run: Run, job: Job, batch: Batch) -> torch.Tensor:
+    """A single task's target at strength 1: the clean image, the object alone, or the teacher's rendering."""
+    (name,), (kind,) = job.rule.names, job.rule.kinds
+    if KIND_ROLES[kind].transforms_target:
+        return teacher_rendering(run, batch, name)
+    return batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
+
+
+def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
+    """A batch below full strength: L2 + L1 to input + s (target - input), the blend a strength slider should show
+    between identity (s = 0) and the task (s = 1)."""
+    from mixtask.training.losses import l1, l2
+
+    inputs = batch.input.float()
+    blend = inputs + batch.strengths.view(-1, 1, 1, 1) * (full_strength_target(run, job, batch).float() - inputs)
+    loss = l2(output, blend) + l1(output, blend)
+    return {f"{job.name}.partial": loss, "total": loss}
+
+
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
     from mixtask.training.losses import l2
 
+    if batch.strengths is not None:
+        return partial_strength_losses(run, job, output, batch), None
     if job.source != "members":
         return {"total": l2(output, batch.target)}, None
     terms, disc_inputs = {}, None
@@ -166,12 +209,14 @@ def optimize(run: Run, job: Job, batch: Batch) -> dict[str, float]:
         batch = add_synthesized_target(run, job, batch)
         with recording_gates() as gates, recording_bottlenecks() as bottlenecks:
             output = run.model(batch.input, batch.vector)
-        gate = gates[-1] if gates and supervises_gate(run, job) else None
+        gate = gates[-1] if gates and supervises_gate(run, job) and batch.strengths is None else None
         terms, disc_inputs = job_losses(run, job, output.float(), batch, gate)
         if gate is not None and run.deep_seg_head is not None and job.rule.needs_mask and bottlenecks:
             add_deep_seg(run, terms, job.name, bottlenecks[-1], batch.mask)
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(terms["total"] / loss_scale(run, job.name, terms["total"])).backward()
+    # Below full strength a job's loss has another size: it keeps a running mean of its own
+    scale_key = job.name if batch.strengths is None else f"{job.name}.partial"
+    run.scaler.scale(terms["total"] / loss_scale(run, scale_key, terms["total"])).backward()
     run.scaler.step(run.optimizer)
     losses = {key: float(value.detach()) for key, value in terms.items()}
     if disc_inputs is not None:
@@ -200,7 +245,7 @@ def train_step(run: Run) -> StepResult:
         return joint_step(run)
     start = time.perf_counter()
     job = draw_job(run)
-    batch = prepare(run, job)
+    batch = draw_partial_strengths(run, job, prepare(run, job))
     data_seconds = time.perf_counter() - start
     losses = optimize(run, job, batch)
     update_ema(run)
