@@ -89,9 +89,21 @@ def test_the_precision_probe_runs_once_per_weights_file_and_machine(monkeypatch,
     calls = []
     real = translator_module.probe_psnr
     monkeypatch.setattr(translator_module, "probe_psnr", lambda *args: calls.append(1) or real(*args))
+    built = []
+    real_engine = translator_module.engine
+
+    def recorded_engine(model, device, dtype):
+        built.append(dtype)
+        return real_engine(model, device, dtype)
+
+    monkeypatch.setattr(translator_module, "engine", recorded_engine)
     first = Translator.from_file(tiny_weights)
+    assert built == [torch.bfloat16, torch.float32]  # the probe compares the two
     second = Translator.from_file(tiny_weights)
     assert len(calls) == 1 and first.probe_psnr == second.probe_psnr and second.precision == first.precision
+    assert built[2:] == [torch.bfloat16]  # the cached verdict: no fp32 engine to build
+    monkeypatch.setattr(devices, "MIN_HALF_PSNR", 1000.0)  # the cached figure now fails: fp32 after all
+    assert Translator.from_file(tiny_weights).precision == "fp32" and len(calls) == 1
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(tiny_weights.read_bytes())
     Translator.from_file(copy)  # another file: probed

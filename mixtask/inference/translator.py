@@ -396,13 +396,15 @@ class Translator:
         return cls(model, info, device=device, precision=precision, tile=tile)
 
     def _choose_precision(self, model) -> tuple[str, InferenceNet | ModuleNet]:
-        reference = engine(model, self.device, torch.float32)
         candidate = devices.auto_candidate(self.device)
         if candidate == "fp32":
-            return "fp32", reference
+            return "fp32", engine(model, self.device, torch.float32)
         half = engine(model, self.device, devices.dtype_of(candidate))
         key = probe_key(self.info.path, self.device, candidate)
         self.probe_psnr = cached_probe(key)
+        if self.probe_psnr is not None and self.probe_psnr >= devices.MIN_HALF_PSNR:
+            return candidate, half  # a cached verdict: the fp32 engine is not needed (a start-up saving)
+        reference = engine(model, self.device, torch.float32)
         if self.probe_psnr is None:
             self.probe_psnr = probe_psnr(reference, half, len(self.task_set))
             remember_probe(key, self.probe_psnr)
