@@ -243,8 +243,8 @@ def resume_options(
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
-    (`partial_strengths`), a new `ema_decay` (turned on here, the average starts
-    from the weights at the resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    (`partial_strengths`), a new `ema_decay` (turned on here, the average starts from the weights at the
+    resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)
