@@ -308,7 +308,7 @@ def test_partial_strengths_train_single_tasks_towards_the_blend_and_are_on_recor
     blend = batch.input + strengths.view(-1, 1, 1, 1) * (cutout - batch.input)
     assert float(partial_strength_losses(run, seg, blend, batch)["total"]) < 1e-10
     assert float(partial_strength_losses(run, seg, cutout, batch)["total"]) > 1e-4  # the full cut-out overshoots
-    for name in ("recon", "style1"):  # no target image to blend towards under the perceptual loss
+    for name in ("recon", "style1"):  # recon is no task; style1's perceptual loss has no target image to blend to
         full = prepare(run, jobs[name])
         assert draw_partial_strengths(run, jobs[name], full) is full
     assert set(optimize(run, seg, batch)) == {"seg.partial", "total"}

@@ -41,7 +41,7 @@ SEG_PHOTOS_HELP = (
 )
 PARTIAL_STRENGTHS_HELP = (
     "Share of single-task batches trained at random strengths in [0, 1) against the blend of input and target, "
-    "so that strength sweeps move steadily; with --resume from here on."
+    "to teach what strengths between 0 and 1 mean; with --resume from here on."
 )
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 CONTEXT_HELP = (

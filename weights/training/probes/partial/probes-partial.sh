@@ -4,6 +4,7 @@
 # (256 px, batch 8, every job at its weights), run side by side with one thread each; then `mixtask eval`
 # with the strength sweep (16 val samples, 256 px) of each branch's moving average.
 set -e
+mkdir -p runs/evals
 cp -r runs/base5 runs/partial
 OMP_NUM_THREADS=1 mixtask train --resume runs/partial --steps 2496 --partial-strengths 0.5 -q &
 OMP_NUM_THREADS=1 mixtask train --resume runs/base5 --steps 2496 -q &
@@ -15,5 +16,6 @@ done
 wait
 python weights/training/probes/partial/look_sweep.py examples/skimage-astronaut.jpg runs/evals/look-sweep.png \
     runs/base5/weights.safetensors runs/partial/weights.safetensors
-# Is the style metric monotonic along an exact blend of photo and rendering? (shipped weights, the teacher)
+# Is the style metric monotonic along an exact blend of photo and rendering? (the teacher's, and the shipped
+# weights' own: the step-1,750 file when it ran)
 python weights/training/probes/partial/blend_style_distance.py
