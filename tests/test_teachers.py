@@ -163,13 +163,13 @@ def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_
 
 
 def test_a_style_below_full_strength_aims_at_the_blend_of_photo_and_rendering(assets, tmp_path, stand_in_teacher):
-    from mixtask.training.step import draw_partial_strengths, full_strength_target, partial_strength_losses
+    from mixtask.training.step import draw_partial_strengths, partial_strength_losses, target_image
 
     options = tiny_options(assets, tmp_path / "run", style_loss="teacher", mix_method=1, partial_strengths=1.0)
     run = setup_run(options, no_ddp())
     style = next(job for job in run.plan.jobs(0) if job.name == "style1")
     batch = draw_partial_strengths(run, style, prepare(run, style))
-    rendering = full_strength_target(run, style, batch)
+    rendering = target_image(run, "style1", "style", batch)
     torch.testing.assert_close(rendering, batch.styled[:, :3])
     blend = batch.clean + batch.strengths.view(-1, 1, 1, 1) * (rendering - batch.clean)
     assert float(partial_strength_losses(run, style, blend, batch)["total"]) < 1e-10

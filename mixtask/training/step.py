@@ -27,13 +27,13 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     if loss == "perceptual" and run.options.style_loss == "teacher":
         from mixtask.training.losses import l1
 
-        return {name: l1(output, teacher_rendering(run, batch, name))}, None
+        return {name: l1(output, target_image(run, name, kind, batch))}, None
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
     from mixtask.training.losses import adversarial_losses, l1, l2, mask_losses
 
-    target = batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
+    target = target_image(run, name, kind, batch)
     terms = {name: l2(output, target)}
     if gate is not None and KIND_ROLES[kind].masks_target:
         mask_terms = mask_losses(gate, batch.mask)
@@ -108,9 +108,9 @@ def draw_partial_strengths(run: Run, job: Job, batch: Batch) -> Batch:
     return replace(batch, vector=batch.vector * strengths[:, None], strengths=strengths)
 
 
-def full_strength_target(run: Run, job: Job, batch: Batch) -> torch.Tensor:
-    """A single task's target at strength 1: the clean image, the object alone, or the teacher's rendering."""
-    (name,), (kind,) = job.rule.names, job.rule.kinds
+def target_image(run: Run, name: str, kind: str, batch: Batch) -> torch.Tensor:
+    """Task `name`'s target image at strength 1: the clean image, the object alone, or (a style under
+    --style-loss teacher) the teacher's rendering."""
     if KIND_ROLES[kind].transforms_target:
         return teacher_rendering(run, batch, name)
     return batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
@@ -122,7 +122,8 @@ def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Bat
     from mixtask.training.losses import l1, l2
 
     inputs = batch.input.float()
-    blend = inputs + batch.strengths.view(-1, 1, 1, 1) * (full_strength_target(run, job, batch).float() - inputs)
+    (name,), (kind,) = job.rule.names, job.rule.kinds
+    blend = inputs + batch.strengths.view(-1, 1, 1, 1) * (target_image(run, name, kind, batch).float() - inputs)
     loss = l2(output, blend) + l1(output, blend)
     return {f"{job.name}.partial": loss, "total": loss}
 
