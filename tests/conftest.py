@@ -40,6 +40,8 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
             model.context.out.weight.normal_(0, 0.3)
             if model.context.project is not None:  # a backbone (randomly initialised) that does something too
                 model.context.project.weight.normal_(0, 0.3)
+            for skip in model.context.skips:  # and its finer stages, if any
+                skip.weight.normal_(0, 0.3)
     return model.eval()
 
 

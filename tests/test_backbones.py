@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from mixtask.backbones import efficientnet_lite, vgg
 from mixtask.backbones.efficientnet_lite import (
     LITE0_BLOCKS,
+    SCALE_TAPS,
     EfficientNetLite,
     EfficientNetTrunk,
     load_efficientnet_lite0,
@@ -180,11 +181,12 @@ def test_trunk_features_in_tiles_are_the_whole_images(monkeypatch):
     trunk = load_trunk_weights(EfficientNetTrunk(), REAL_EFFICIENTNET)
     x = torch.rand(1, 3, 700, 100, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        whole = trunk.features(x, tile=1024)
-        assert whole.shape == (1, 320, 22, 4)
-        torch.testing.assert_close(trunk.features(x, tile=64), whole, rtol=0, atol=1e-5)
+        whole = trunk.features(x, tile=1024, taps=SCALE_TAPS)
+        assert [f.shape for f in whole] == [(1, 320, 22, 4), (1, 112, 44, 7), (1, 40, 88, 13)]
+        for tiled, untiled in zip(trunk.features(x, tile=64, taps=SCALE_TAPS), whole):
+            torch.testing.assert_close(tiled, untiled, rtol=0, atol=1e-5)
         monkeypatch.setattr(efficientnet_lite, "TRUNK_HALO", 32)
-        assert (trunk.features(x, tile=64) - whole).abs().max() > 1e-2
+        assert (trunk.features(x, tile=64)[0] - whole[0]).abs().max() > 1e-2
 
 
 def test_trunk_weights_must_be_lite0(tmp_path: Path):

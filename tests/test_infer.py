@@ -158,11 +158,15 @@ def test_translate_pil_keeps_alpha_and_size():
 # --- the rewritten network computes what MixNet computes -------------------------------------
 
 
-@pytest.mark.parametrize("context", [(0, ""), (2, ""), (2, "efficientnet-lite0")])
+LITE0 = "efficientnet-lite0"
+
+
+@pytest.mark.parametrize("context", [(0, "", 1), (2, "", 1), (2, LITE0, 1), (2, LITE0, 3)])
 @pytest.mark.parametrize("size", [(32, 48), (17, 33)])
 def test_fp32_inference_net_matches_mixnet(size, context):
-    convs, backbone = context
-    model = make_tiny_model(config=replace(TINY_CONFIG, context=convs, context_backbone=backbone))
+    convs, backbone, scales = context
+    config = replace(TINY_CONFIG, context=convs, context_backbone=backbone, context_scales=scales)
+    model = make_tiny_model(config=config)
     net = InferenceNet(model, CPU, torch.float32)
     x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
     with torch.inference_mode(), devices.threads_for(0, CPU):

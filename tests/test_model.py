@@ -140,12 +140,40 @@ def test_the_context_backbone_starts_at_zero_stays_frozen_and_is_checked_in_the_
     with torch.no_grad():
         torch.testing.assert_close(seeing(x, c), plain.train()(x, c), rtol=0, atol=0)
         torch.nn.init.normal_(seeing.context.project.weight, std=0.5)
-        h, film, features = torch.rand(2, 16, 16, 24), plain.context.film_params(c), torch.rand(2, 320, 2, 3)
+        h, film, features = torch.rand(2, 16, 16, 24), plain.context.film_params(c), [torch.rand(2, 320, 2, 3)]
         assert (seeing.context.summary(h, film, features) - plain.context.summary(h, film)).abs().max() > 1e-3
-    assert seeing.context.image_features(x).shape == (2, 320, 2, 3)
+    assert [f.shape for f in seeing.context.image_features(x)] == [(2, 320, 2, 3)]
     for bad in ({"context_backbone": "resnet"}, {"context_backbone": "efficientnet-lite0", "context": 0}):
         with pytest.raises(ValueError, match="context_backbone"):
             ModelConfig.from_json(ModelConfig(num_tasks=5, context=1).to_json() | bad)
+
+
+def test_the_backbones_finer_scales_start_at_zero_and_reach_the_bottleneck():
+    torch.manual_seed(0)
+    config = ModelConfig(num_tasks=1, width=4, res_blocks=2, head="rgb", context=1)
+    config = replace(config, context_backbone="efficientnet-lite0")
+    coarse, fine = MixNet(config).eval(), MixNet(replace(config, context_scales=3)).eval()
+    torch.nn.init.normal_(coarse.context.project.weight, std=0.5)
+    torch.nn.init.normal_(coarse.context.out.weight, std=0.5)
+    missing, unexpected = fine.load_state_dict(coarse.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("context.skips.") for key in missing)
+    x, c = torch.rand(2, 3, 64, 96), torch.zeros(2, 1)
+    shapes = [(2, 320, 2, 3), (2, 112, 4, 6), (2, 40, 8, 12)]  # 1/32, 1/16, 1/8
+    assert [f.shape for f in fine.context.image_features(x)] == shapes
+    with torch.no_grad():
+        torch.testing.assert_close(fine(x, c), coarse(x, c), rtol=0, atol=0)  # --init from 1 scale is exact
+        for skip in fine.context.skips:
+            torch.nn.init.normal_(skip.weight, std=0.5)
+        assert (fine(x, c) - coarse(x, c)).abs().max() > 1e-3
+        assert fine.forward_any_size(torch.rand(1, 3, 5, 7), c[:1]).shape == (1, 3, 5, 7)  # grids of one cell
+        inferred = fine(x, c)  # projected, then resized
+    with torch.enable_grad():
+        trained = fine(x, c)  # resized, then projected: the same map
+    torch.testing.assert_close(trained.detach(), inferred, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="context_scales"):
+        ModelConfig.from_json(ModelConfig(num_tasks=5, context=1).to_json() | {"context_scales": 2})
+    with pytest.raises(ValueError, match="context_scales"):
+        ModelConfig.from_json(config.to_json() | {"context_scales": 4})
 
 
 def test_the_context_branch_is_in_the_config_and_old_files_have_none():

@@ -59,11 +59,12 @@ def test_tiled_matches_untiled_with_the_context_branch():
     assert psnr(pieces, whole) >= 80 and psnr(plain, whole) < 60  # the branch changed the output
 
 
-def test_tiled_matches_untiled_with_the_context_backbone():
+@pytest.mark.parametrize("scales", [1, 3])
+def test_tiled_matches_untiled_with_the_context_backbone(scales):
     """The backbone sees the whole image in its own tiles (halo wider than its receptive field)."""
-    config = replace(TINY_CONFIG, context=1, context_backbone="efficientnet-lite0")
+    config = replace(TINY_CONFIG, context=1, context_backbone="efficientnet-lite0", context_scales=scales)
     whole, pieces = untiled_and_tiled(config, (192, 256), 96)
-    without, _ = untiled_and_tiled(replace(config, context_backbone=""), (192, 256), 96)
+    without, _ = untiled_and_tiled(replace(config, context_backbone="", context_scales=1), (192, 256), 96)
     assert psnr(pieces, whole) >= 80 and psnr(without, whole) < 60  # the backbone changed the output
 
 

@@ -697,6 +697,11 @@ def test_the_context_backbone_is_frozen_in_training_and_exported_in_the_file(ass
                                source._blocks[5]._project_conv.weight, rtol=0, atol=0)  # fmt: skip
     with pytest.raises(MixtaskError, match="--context-backbone needs --context"):
         check_options(replace(options, context=0))
+    fine = replace(options, out=str(tmp_path / "fine"), context_scales=3, init=str(info.path))
+    model, info = load_weights(train(fine, quiet=True).weights)
+    assert info.config.context_scales == 3 and all(skip.weight.abs().max() > 0 for skip in model.context.skips)
+    with pytest.raises(MixtaskError, match="--context-scales 2 or 3 needs --context-backbone"):
+        check_options(replace(options, context_scales=2, context_backbone=None))
 
 
 def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):

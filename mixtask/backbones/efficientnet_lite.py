@@ -16,7 +16,9 @@ dependency of `eval`.)
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,13 +77,16 @@ class MBConv(nn.Module):
 
 
 TRUNK_STRIDE = 32
+SCALE_TAPS = (15, 10, 4)  # the last block at 1/32, at 1/16 and at 1/8 of the image: what `ContextBranch` taps
 # Input pixels a trunk output cell sees on each side of its own 32: Lite0's receptive field is 851 px.
 TRUNK_HALO = 448
 TRUNK_TILE = 1024  # input pixels per tile core in `EfficientNetTrunk.features`; a multiple of TRUNK_STRIDE
+# (TRUNK_HALO and TRUNK_TILE are multiples of every block's stride, so each tap stitches on its own grid.)
 
 
 class EfficientNetTrunk(nn.Module):
-    """Stem and MBConv blocks: RGB at any size -> features at 1/32 of it (the last block's channels).
+    """Stem and MBConv blocks: RGB at any size -> features at 1/32 of it (the last block's channels), and on
+    request the outputs of earlier blocks (`features`' taps).
 
     The global-context branch (`nets.film.ContextBranch`) uses it frozen, on the network's own input."""
 
@@ -92,43 +97,54 @@ class EfficientNetTrunk(nn.Module):
         self._bn0 = batch_norm(stem)
         self._blocks = nn.ModuleList(MBConv(*block) for block in blocks)
         self.out_channels = blocks[-1][4]
+        self.last = len(blocks) - 1
+        self.channels = [block[4] for block in blocks]  # each block's output channels
+        self.strides = list(itertools.accumulate((block[2] for block in blocks), operator.mul, initial=2))[1:]
 
     @staticmethod
     def normalized(x: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] -> the weights' input convention `(255 x - 127) / 128`."""
         return (x.float() * 255.0 - 127.0) / 128.0
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, out_channels, ceil(H/32), ceil(W/32)) features of an input already `normalized`."""
+    def trunk(self, x: torch.Tensor, taps: Sequence[int] = ()) -> torch.Tensor | list[torch.Tensor]:
+        """(B, out_channels, ceil(H/32), ceil(W/32)) features of an input already `normalized`; with `taps`
+        (block indices), the list of those blocks' outputs instead."""
         h = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        tapped = {}
+        for index, block in enumerate(self._blocks):
             h = block(h)
-        return h
+            if index in taps:
+                tapped[index] = h
+        return [tapped[tap] for tap in taps] if taps else h
 
-    def features(self, x: torch.Tensor, prepare=None, tile: int = TRUNK_TILE) -> torch.Tensor:
-        """`trunk` features (B, C, ceil(H/32), ceil(W/32)) of RGB x in [0, 1] (or of what `prepare` makes of x's
-        windows), in tiles for large images: cores of `tile` px with a halo wider than the receptive field, so
-        memory is bounded and every cell is the untiled one (eval-mode BatchNorm is local)."""
+    def features(
+        self, x: torch.Tensor, prepare=None, tile: int = TRUNK_TILE, taps: Sequence[int] | None = None
+    ) -> list[torch.Tensor]:
+        """The outputs of blocks `taps` (default: the last), each (B, C, ceil(H/s), ceil(W/s)) at its stride s,
+        of RGB x in [0, 1] (or of what `prepare` makes of x's windows), in tiles for large images: cores of
+        `tile` px with a halo wider than the receptive field, so memory is bounded and every cell is the
+        untiled one (eval-mode BatchNorm is local)."""
         prepare = prepare or (lambda window: window)
+        taps = [self.last] if taps is None else list(taps)
         height, width = x.shape[-2:]
         if height <= tile and width <= tile:
-            return self.trunk(self.normalized(prepare(x)))
-        step = TRUNK_STRIDE
-        out = None
+            return self.trunk(self.normalized(prepare(x)), taps)
+        outs: list[torch.Tensor] = []
         for top in range(0, height, tile):
             for left in range(0, width, tile):
                 y0, x0 = max(0, top - TRUNK_HALO), max(0, left - TRUNK_HALO)
                 window = x[..., y0 : min(height, top + tile + TRUNK_HALO), x0 : min(width, left + tile + TRUNK_HALO)]
-                f = self.trunk(self.normalized(prepare(window)))
-                if out is None:
-                    size = (f.shape[0], f.shape[1], -(-height // step), -(-width // step))
-                    out = torch.empty(size, dtype=f.dtype, device=f.device)
-                rows, columns = -(-min(tile, height - top) // step), -(-min(tile, width - left) // step)
-                r0, c0 = (top - y0) // step, (left - x0) // step
-                out[..., top // step : top // step + rows, left // step : left // step + columns] = f[
-                    ..., r0 : r0 + rows, c0 : c0 + columns
-                ]
-        return out
+                for k, f in enumerate(self.trunk(self.normalized(prepare(window)), taps)):
+                    step = self.strides[taps[k]]
+                    if len(outs) == k:
+                        size = (f.shape[0], f.shape[1], -(-height // step), -(-width // step))
+                        outs.append(torch.empty(size, dtype=f.dtype, device=f.device))
+                    rows, columns = -(-min(tile, height - top) // step), -(-min(tile, width - left) // step)
+                    r0, c0 = (top - y0) // step, (left - x0) // step
+                    outs[k][..., top // step : top // step + rows, left // step : left // step + columns] = f[
+                        ..., r0 : r0 + rows, c0 : c0 + columns
+                    ]
+        return outs
 
 
 class EfficientNetLite(EfficientNetTrunk):

@@ -52,6 +52,10 @@ CONTEXT_BACKBONE_HELP = (
     "EfficientNet-Lite0 weights (e.g. DATA/backbones/efficientnet-lite0.safetensors) whose frozen features the "
     "context branch adds (needs --context; the weights go into the network's file)."
 )
+CONTEXT_SCALES_HELP = (
+    "The backbone's scales the context branch adds: 1, its 1/32 features (to the pooled context); 2 also adds "
+    "its 1/16 stage and 3 also its 1/8 stage, to the bottleneck features (zero-started: --init stays exact)."
+)
 HEAD_HELP = "Output head: gated (input pass-through + exposure re-applied, see README) or the paper's rgb."
 SCHEDULE_HELP = "per-batch: one uniformly drawn task per step (the paper); joint: every task in each step."
 WEIGHTING_HELP = "How --schedule joint combines the task losses (equal, Kendall uncertainty, DWA, GradNorm)."
@@ -156,6 +160,9 @@ def train_command(
     context_backbone: Path = typer.Option(
         None, "--context-backbone", help=CONTEXT_BACKBONE_HELP, show_default=False, exists=True, dir_okay=False
     ),
+    context_scales: int = typer.Option(
+        TrainOptions.context_scales, "--context-scales", min=1, max=3, help=CONTEXT_SCALES_HELP
+    ),
     arch: Arch = typer.Option(TrainOptions.arch, "--arch", help=ARCH_HELP),
     head: Head = typer.Option(Head(TrainOptions.head), "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(
@@ -211,7 +218,8 @@ def train_command(
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
             res_blocks=res_blocks, film_layers=film_layers, context=context,
-            context_backbone=None if context_backbone is None else str(context_backbone), head=head.value,
+            context_backbone=None if context_backbone is None else str(context_backbone),
+            context_scales=context_scales, head=head.value,
             precision=precision.value,
             device=device,
             compile=bool(compile),

@@ -46,7 +46,6 @@ from mixtask.nets.film import (
     film_pairs,
     input_stats,
     pad_any_size,
-    upsampled,
 )
 from mixtask.tensors import from_uint8, psnr_db, to_uint8
 from mixtask.weights import WeightsInfo, load_weights
@@ -233,7 +232,7 @@ class InferenceNet:
         y = F.conv2d(self.normalize(1, y, film, stats, pad=1, dtype=self.dtype), w2, b2, stride=2)
         return y if stop == 2 else self.normalize(2, y, film, stats)
 
-    def image_features(self, x: torch.Tensor) -> torch.Tensor | None:
+    def image_features(self, x: torch.Tensor) -> list[torch.Tensor] | None:
         """The context branch's backbone features of the whole image x (1, 3, H, W), uint8 or float on any device
         (moved and converted window by window), or None without a backbone."""
         if self.context is None:
@@ -247,7 +246,7 @@ class InferenceNet:
         blocks = len(self.residual) // 2
         for block in range(blocks):
             if self.context is not None and block == context_block(blocks):
-                h.add_(upsampled(self.context.summary(h, film[len(self.channels) :], features), h))
+                h.add_(self.context.addend(h, film[len(self.channels) :], features))
             first = 3 + 2 * block
             t = self.normalize(first, self.conv_same(h, 2 * block, band), film, stats)
             u = self.conv_same(t, 2 * block + 1, band, in_place=True)  # streamed: two bottleneck tensors, not three

@@ -42,6 +42,7 @@ class ModelConfig:
     head: str = "gated"  # "rgb": the paper's 3-channel output; "gated": see `GatedHead`
     context: int = 0  # 3x3 convs of the global-context branch (`ContextBranch`); 0: none, the paper's network
     context_backbone: str = ""  # frozen image features the context branch adds (CONTEXT_BACKBONES); "": none
+    context_scales: int = 1  # the backbone's scales it adds: 1/32 only; 2: also 1/16; 3: also 1/8 (`ContextBranch`)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,11 +75,13 @@ class ModelConfig:
             known = ", ".join(CONTEXT_BACKBONES)
             raise ValueError(f"config field 'context_backbone' is {self.context_backbone!r}: one of {known}, "
                              "with a context branch (context > 0)")  # fmt: skip
+        if self.context_scales > 1 and not self.context_backbone:
+            raise ValueError(f"config field 'context_scales' is {self.context_scales}: over 1 needs a context_backbone")
 
 
 # Sane bounds for a config read from a file: far above any trained network, far below a memory bomb.
 CONFIG_RANGES = {"num_tasks": (1, 64), "width": (1, 256), "res_blocks": (0, 32), "film_layers": (1, 16),
-                 "film_hidden": (1, 4096), "context": (0, 8)}  # fmt: skip
+                 "film_hidden": (1, 4096), "context": (0, 8), "context_scales": (1, 3)}  # fmt: skip
 CONTEXT_BACKBONES = ("efficientnet-lite0",)  # `ContextBranch`'s frozen backbones (its stem and 16 blocks)
 
 
@@ -315,7 +318,9 @@ class ContextBranch(nn.Module):
     image, 320 channels) also looks at the input, and a zero-started 1x1 projection of its features is
     added to the pooled ones: what is an object, which 2 CPU cores cannot learn from a few hundred photos,
     with no backward pass (its measured cost: README, "The network"). Its weights are part of the network's
-    file."""
+    file. With `context_scales` 2 or 3, the backbone's 1/16 (and 1/8) stages are also added, through zero-started
+    1x1 projections, to the bottleneck features themselves (bilinear up-sampling): where an object's edge runs,
+    which 1/32 cells cannot say."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -327,17 +332,19 @@ class ContextBranch(nn.Module):
         self.norms = nn.ModuleList(NormFiLM(channels, relu=True) for _ in range(config.context))
         self.film = FiLMGenerator(config.num_tasks, 2 * channels * config.context, config.film_layers,
                                   config.film_hidden)  # fmt: skip
-        self.out = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_started(nn.Conv2d(channels, channels, 1))
         self.backbone = self.project = None
+        self.skips = nn.ModuleList()
+        self.taps: tuple[int, ...] = ()
         if config.context_backbone:
-            from mixtask.backbones.efficientnet_lite import EfficientNetTrunk
+            from mixtask.backbones.efficientnet_lite import SCALE_TAPS, EfficientNetTrunk
 
             self.backbone = EfficientNetTrunk().requires_grad_(False)
-            self.project = nn.Conv2d(self.backbone.out_channels, channels, 1)
-            nn.init.zeros_(self.project.weight)
-            nn.init.zeros_(self.project.bias)
+            self.taps = SCALE_TAPS[: config.context_scales]
+            self.project = zero_started(nn.Conv2d(self.backbone.out_channels, channels, 1))
+            self.skips.extend(
+                zero_started(nn.Conv2d(self.backbone.channels[tap], channels, 1)) for tap in self.taps[1:]
+            )
 
     def train(self, mode: bool = True) -> ContextBranch:
         super().train(mode)
@@ -348,31 +355,60 @@ class ContextBranch(nn.Module):
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
 
-    def image_features(self, x: torch.Tensor, prepare=None) -> torch.Tensor | None:
-        """The backbone's features (B, 320, ceil(H/32), ceil(W/32)) of the network's input x (B, 3, H, W) in
-        [0, 1] (or of what `prepare` makes of its windows), or None without a backbone."""
+    def image_features(self, x: torch.Tensor, prepare=None) -> list[torch.Tensor] | None:
+        """The backbone's features of the network's input x (B, 3, H, W) in [0, 1] (or of what `prepare` makes
+        of its windows), or None without a backbone: (B, 320, ceil(H/32), ceil(W/32)), then with more
+        `context_scales` the 1/16 and 1/8 stages."""
         if self.backbone is None:
             return None
         with torch.no_grad():
-            return self.backbone.features(x, prepare)
+            return self.backbone.features(x, prepare, taps=self.taps)
 
     def summary(
-        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: torch.Tensor | None = None
+        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         """The context at 1/32 of the image, (B, C, ceil(H/8), ceil(W/8)) in fp32, from the pooled features h
         (B, C, H, W) and the backbone's `image_features`; film: `film_params` of the task vectors."""
         p = F.avg_pool2d(h, CONTEXT_POOL, ceil_mode=True, count_include_pad=False).float()
         if self.project is not None:
-            p = p + self.project(features.float())
+            p = p + self.project(features[0].float())
         for conv, norm, (gamma, beta) in zip(self.convs, self.norms, film):
             p = norm(conv(p), gamma, beta)
         return self.out(p)
 
+    def addend(
+        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """What the branch adds to h, in h's dtype: the summary up-sampled, and each finer stage projected and
+        resized to h (bilinear). Projection and resizing are both linear (and the resizing's weights sum to
+        1, so the bias passes through): the two orders are one map, taken in the cheaper order. Training
+        resizes the frozen stage first, so no gradient flows through the resizing (compiled, its backward
+        made a step 24 % slower); inference projects first, on the small grid (bounded memory)."""
+        added = upsampled(self.summary(h, film, features), h)
+        for project, stage in zip(self.skips, features[1:] if self.skips else ()):  # 1/16, then 1/8
+            if torch.is_grad_enabled():
+                added = added + project(bilinear(stage.float(), h)).to(h.dtype)
+            else:
+                added = added + bilinear(project(stage.float()), h).to(h.dtype)
+        return added
+
     def forward(
-        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: torch.Tensor | None = None
+        self, h: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]], features: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         """h plus the context of the whole picture, up-sampled to it."""
-        return h + upsampled(self.summary(h, film, features), h)
+        return h + self.addend(h, film, features)
+
+
+def bilinear(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """x resized to like's height and width."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def zero_started(layer: nn.Conv2d) -> nn.Conv2d:
+    """The layer with zero weight and bias: a branch it ends adds nothing until trained (warm starts are exact)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 CONTEXT_REPEAT = 4  # `upsampled`: bilinear to 1/4 of the features' size, then each value repeated 4 x 4

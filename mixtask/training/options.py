@@ -74,6 +74,7 @@ class TrainOptions:
     film_layers: int = 1
     context: int = 0  # film only: 3x3 convs of the global-context branch (nets.film.ContextBranch); 0: none
     context_backbone: str | None = None  # EfficientNet-Lite0 weights the context branch looks through; None: none
+    context_scales: int = 1  # the backbone's scales the branch adds (nets.film.ModelConfig.context_scales)
     arch: str = "film"
     head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
@@ -179,6 +180,8 @@ def check_options(options: TrainOptions) -> None:
         (low <= options.context <= high, f"--context must be {low}..{high}"),
         (options.context == 0 or options.arch == "film", "--context needs --arch film"),
         (not options.context_backbone or options.context > 0, "--context-backbone needs --context 1 or more"),
+        (1 <= options.context_scales <= 3, "--context-scales must be 1..3"),
+        (options.context_scales == 1 or options.context_backbone, "--context-scales 2 or 3 needs --context-backbone"),
         (
             options.deep_seg_weight == 0
             or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),

@@ -113,6 +113,7 @@ def build_network(options: TrainOptions, task_set: TaskSet, device: str) -> torc
         head=options.head,
         context=options.context,
         context_backbone="efficientnet-lite0" if options.context_backbone else "",
+        context_scales=options.context_scales,
     )
     net = build_model(config)
     if options.context_backbone:
