@@ -224,7 +224,7 @@ def _output_kind(options: ApplyOptions, many: bool) -> str:
         return "file"
     if output.exists():
         raise MixtaskError(f"-o {output} is an existing file, not a folder; name the output .png, .jpg or .webp")
-    if output.suffix.lower() in _pil_suffixes():
+    if output.suffix and output.suffix.lower() in _pil_suffixes():  # (PIL loads every plugin to list them: 50 ms)
         raise MixtaskError(f"cannot write {output.suffix} files; name the output .png, .jpg or .webp")
     return "dir"
 
