@@ -76,12 +76,11 @@ class MBConv(nn.Module):
         return x + h if self.residual else h
 
 
-TRUNK_STRIDE = 32
 SCALE_TAPS = (15, 10, 4)  # the last block at 1/32, at 1/16 and at 1/8 of the image: what `ContextBranch` taps
 # Input pixels a trunk output cell sees on each side of its own 32: Lite0's receptive field is 851 px.
 TRUNK_HALO = 448
-TRUNK_TILE = 1024  # input pixels per tile core in `EfficientNetTrunk.features`; a multiple of TRUNK_STRIDE
-# (TRUNK_HALO and TRUNK_TILE are multiples of every block's stride, so each tap stitches on its own grid.)
+TRUNK_TILE = 1024  # input pixels per tile core in `EfficientNetTrunk.features`
+# (TRUNK_HALO and TRUNK_TILE are multiples of every block's stride, at most 32, so each tap stitches on its own grid.)
 
 
 class EfficientNetTrunk(nn.Module):
