@@ -702,6 +702,8 @@ def test_the_context_backbone_is_frozen_in_training_and_exported_in_the_file(ass
     assert info.config.context_scales == 3 and all(skip.weight.abs().max() > 0 for skip in model.context.skips)
     with pytest.raises(MixtaskError, match="--context-scales 2 or 3 needs --context-backbone"):
         check_options(replace(options, context_scales=2, context_backbone=None))
+    with pytest.raises(MixtaskError, match=r"--context-scales must be 1\.\.3"):
+        check_options(replace(options, context_scales=4))
 
 
 def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):

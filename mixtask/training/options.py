@@ -151,6 +151,7 @@ def check_options(options: TrainOptions) -> None:
     from mixtask.nets.film import CONFIG_RANGES  # here, not at the top: `mixtask --help` imports this module
 
     low, high = CONFIG_RANGES["context"]
+    scales_low, scales_high = CONFIG_RANGES["context_scales"]
     checks = [
         (options.mix_method in MIX_METHODS, f"--mix-method must be 1, 2 or 3, not {options.mix_method}"),
         (options.steps >= 1, "--steps must be at least 1"),
@@ -180,7 +181,7 @@ def check_options(options: TrainOptions) -> None:
         (low <= options.context <= high, f"--context must be {low}..{high}"),
         (options.context == 0 or options.arch == "film", "--context needs --arch film"),
         (not options.context_backbone or options.context > 0, "--context-backbone needs --context 1 or more"),
-        (1 <= options.context_scales <= 3, "--context-scales must be 1..3"),
+        (scales_low <= options.context_scales <= scales_high, f"--context-scales must be {scales_low}..{scales_high}"),
         (options.context_scales == 1 or options.context_backbone, "--context-scales 2 or 3 needs --context-backbone"),
         (
             options.deep_seg_weight == 0
