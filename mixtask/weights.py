@@ -8,9 +8,11 @@ mixes trained), `mixtask.provenance` (data, command, steps, hardware, date) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,9 +109,40 @@ def _read_tensors(path: Path, handle) -> dict:
     for key, tensor in tensors.items():
         if not tensor.is_floating_point():
             raise MixtaskError(f"{path}: tensor {key!r} is {tensor.dtype}, not floating point")
-        if not bool(torch.isfinite(tensor).all()):
+    # One fused call over every tensor (a loop of isfinite calls took ten times as long, 0.02 s at start-up): a
+    # NaN or an Inf anywhere in a tensor makes its norm NaN or Inf.
+    norms = torch._foreach_norm(list(tensors.values())) if tensors else []
+    for key, norm in zip(tensors, norms):
+        if not bool(torch.isfinite(norm)):
             raise MixtaskError(f"{path}: tensor {key!r} holds NaN or Inf values")
     return tensors
+
+
+@contextlib.contextmanager
+def _skipping_initialisation():
+    """Build modules without their random initialisation, in this thread only (every weight then comes from the
+    file): the standard layers' `reset_parameters` are half the time of building the network, about 0.015 s of
+    start-up. Another thread building a model meanwhile still initialises its own."""
+    from torch import nn
+
+    builder = threading.get_ident()
+    layers = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._NormBase)
+    originals = [layer.__dict__["reset_parameters"] for layer in layers]
+
+    def skipping(original):
+        def reset_parameters(self):
+            if threading.get_ident() != builder:
+                original(self)
+
+        return reset_parameters
+
+    for layer, original in zip(layers, originals):
+        layer.reset_parameters = skipping(original)
+    try:
+        yield
+    finally:
+        for layer, original in zip(layers, originals):
+            layer.reset_parameters = original
 
 
 def load_weights(path: str | Path | None = None):
@@ -122,7 +155,8 @@ def load_weights(path: str | Path | None = None):
     with _open(path) as handle:
         info = _parse_metadata(path, handle.metadata())
         state = _read_tensors(path, handle)
-    with torch.device("meta"):  # no random initial weights to overwrite: every weight comes from the file
+    # no random initial weights to overwrite: every weight comes from the file
+    with torch.device("meta"), _skipping_initialisation():
         model = build_model(info.config)
     try:
         model.load_state_dict({key: value.float() for key, value in state.items()}, strict=True, assign=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -515,16 +517,29 @@ def test_a_folder_run_logs_one_line_per_file_when_stderr_is_not_a_terminal(run, 
     assert any(rest.startswith(f"{tmp_path / 'in' / 'c.png'}: failed (not a readable image") for _, rest in counted)
 
 
-def test_the_terminal_progress_shows_the_file_and_images_per_second(tmp_path):
-    import io
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
-    from rich.console import Console
 
+def test_the_terminal_progress_shows_the_file_and_images_per_second(tmp_path, monkeypatch):
     from mixtask.apply.plan import Job, Outcome
 
-    console = Console(file=io.StringIO(), force_terminal=True, width=120)
-    with pipeline.Reporter(console, 2) as reporter:
+    monkeypatch.setenv("COLUMNS", "120")
+    terminal = Terminal()
+    with pipeline.Reporter(terminal, 2) as reporter:
         reporter.advance(Outcome(Job(tmp_path / "first.png"), pipeline.PROCESSED))
         reporter.progress.refresh()
-        shown = console.file.getvalue()
+        shown = terminal.getvalue()
     assert "first.png" in shown and "img/s" in shown and "1/2" in shown
+
+
+def test_a_one_image_run_does_not_import_rich(tmp_path, tiny_weights):
+    """Rich's console costs about 0.03 s of start-up; a one-image run prints one plain line and needs none."""
+    write(tmp_path / "a.png")
+    code = (
+        "import sys; from mixtask.cli import main; sys.argv = ['mixtask', 'apply', sys.argv[1], '-t', 'denoise',"
+        " '-w', sys.argv[2]]\ntry: main()\nexcept SystemExit as done: assert done.code == 0, done.code\n"
+        "assert 'rich.console' not in sys.modules, 'rich.console was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.png"), str(tiny_weights)], check=True)

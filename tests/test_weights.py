@@ -154,3 +154,33 @@ def test_non_finite_tensors_are_refused(tmp_path):
 
     result = CliRunner().invoke(app, ["tasks", "-w", str(path)])  # `tasks` checks the tensors too
     assert result.exit_code == 1 and "holds NaN or Inf values" in result.output
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_one_non_finite_value_in_a_later_tensor_is_named(tmp_path, value):
+    path = tmp_path / "one.safetensors"
+    state = make_tiny_model().state_dict()
+    name = list(state)[-1]
+    state[name] = state[name].clone()
+    state[name].view(-1)[-1] = value
+    save_file(state, str(path), metadata=_metadata())
+    with pytest.raises(MixtaskError, match=rf"tensor '{name}' holds NaN or Inf values"):
+        load_weights(path)
+
+
+def test_initialisation_is_skipped_only_in_the_loading_thread(monkeypatch):
+    import threading
+
+    from torch import nn
+
+    from mixtask.weights import _skipping_initialisation
+
+    calls = []
+    monkeypatch.setattr(nn.init, "kaiming_uniform_", lambda tensor, **kwargs: calls.append(threading.get_ident()))
+    with _skipping_initialisation():
+        nn.Linear(2, 2)
+        other = threading.Thread(target=nn.Linear, args=(2, 2))
+        other.start()
+        other.join()
+    nn.Linear(2, 2)
+    assert calls == [other.ident, threading.get_ident()]

@@ -4,6 +4,7 @@ does not need (README, "Start-up")."""
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,8 +26,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.2f} img/s" if speed else "- img/s")
 
 
-def progress_bar(console) -> Progress:
-    """A transient bar on `console` (a Rich console on a terminal)."""
+def progress_bar(terminal) -> Progress:
+    """A transient bar on `terminal` (a text stream that is a terminal)."""
     return Progress(
         TextColumn("{task.description}", table_column=Column(max_width=40, no_wrap=True)),
         BarColumn(),
@@ -35,6 +36,6 @@ def progress_bar(console) -> Progress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=console,
+        console=Console(file=terminal),
         transient=True,
     )

@@ -88,7 +88,7 @@ def apply_command(
     mask: Path = typer.Option(None, "--mask", metavar="FILE|DIR", help=MASK_HELP, show_default=False),
 ) -> None:
     """Apply a task (a mix of tasks, or a per-pixel task map) to images; exits 1 if any image failed."""
-    from rich.console import Console
+    import sys
 
     from mixtask.apply.plan import argument_path
     from mixtask.apply.run import ApplyOptions, apply_paths
@@ -115,5 +115,5 @@ def apply_command(
         bgcolor=bgcolor,
         mask=mask,
     )
-    summary = apply_paths([argument_path(text) for text in inputs], options, console=Console(stderr=True))
+    summary = apply_paths([argument_path(text) for text in inputs], options, log=sys.stderr)
     raise typer.Exit(summary.exit_code)
