@@ -1,10 +1,20 @@
 """Start-up overhead of `mixtask apply` beyond importing torch (issue 18: at most 0.25 s).
 
-Times, as fresh processes, `python -c "import torch"` and `mixtask apply tiny.png -t seg=1,style1=1` on a
-64x64 image with the shipped weights (the precision probe cached by a first, untimed run, as on any second
-start), and reports the medians and the median of each round's difference. Run it on an idle machine:
+Times, as fresh processes and interleaved, `import torch` alone and `mixtask apply tiny.png -t seg=1,style1=1`
+on a 64x64 image with the shipped weights (the precision probe cached by a first, untimed run, as on any second
+start). Each process also times its own `import torch` from the inside, so a round's overhead is
 
-    python benchmarks/startup.py --repeats 7 --json weights/training/bench/startup.json
+    (apply's wall time - its own import of torch) - (the bare process's wall time - its own import of torch)
+
+which leaves the interpreter's start and exit out on both sides and cancels the import's wandering (on the
+2-core machines here `import torch` alone moves by 0.5 s between runs, more than the overhead itself). The
+apply process imports torch first and then runs the same `main` that the `mixtask` script runs. Run it on an
+idle machine:
+
+    python benchmarks/startup.py --repeats 9 --json weights/training/bench/startup.json
+
+`--before DIR` also times, in the same rounds, the mixtask package found in DIR (e.g. a `git worktree` of an
+earlier commit), for a side-by-side before and after.
 """
 
 from __future__ import annotations
@@ -12,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,43 +35,79 @@ from PIL import Image
 # A user's installed package has its bytecode cached; a shell with PYTHONDONTWRITEBYTECODE set (CI, containers)
 # would compile every mixtask module on each start, about 0.08 s that no user pays.
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+MARK, RUN_MARK = "import-torch-s ", "after-import-s "
+TIMED_IMPORT = (
+    "import sys, time\nstart = time.perf_counter()\nimport torch\n"
+    f"print({MARK!r} + repr(time.perf_counter() - start), file=sys.stderr)\n"
+)
+APPLY = TIMED_IMPORT + (
+    "start = time.perf_counter()\ntry:\n    from mixtask.cli import main\n"
+    "    sys.argv = ['mixtask', *sys.argv[1:]]\n    main()\n"
+    f"finally:\n    print({RUN_MARK!r} + repr(time.perf_counter() - start), file=sys.stderr)\n"
+)
 
 
-def seconds(command: list[str]) -> float:
+def timed(code: str, *args: str, source: Path | None = None) -> tuple[float, ...]:
+    """-> (the process's wall time, its own import of torch, [the time from there to the end of `main`]),
+    seconds; `source`: a folder holding the mixtask package to run instead of the installed one."""
+    environment = ENVIRONMENT if source is None else {**ENVIRONMENT, "PYTHONPATH": str(source)}
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=ENVIRONMENT)
-    return time.perf_counter() - start
+    # run from the root folder: `python -c` puts its working folder first on the path, ahead of PYTHONPATH
+    command = [sys.executable, "-c", code, *args]
+    done = subprocess.run(command, check=True, capture_output=True, env=environment, cwd="/")
+    wall = time.perf_counter() - start
+    lines = done.stderr.decode().splitlines()
+    marked = [float(line.removeprefix(mark)) for mark in (MARK, RUN_MARK) for line in lines if line.startswith(mark)]
+    return (wall, *marked)
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else "?"
+
+
+def summary(rounds: list[tuple[tuple[float, float], tuple[float, float, float]]]) -> dict:
+    """Medians over rounds of ((bare wall, bare import), (apply wall, apply import, apply after the import))."""
+    overheads = [(wall - imported) - (bare - bare_imported) for (bare, bare_imported), (wall, imported, _) in rounds]
+    after_import = [run for _, (_, _, run) in rounds]
+    return {
+        "overhead_s": round(statistics.median(overheads), 3),
+        "overhead_quartiles_s": [round(q, 3) for q in statistics.quantiles(overheads, n=4)],
+        # from `import torch` done to the end of `main`: the process's start and exit left out
+        "after_import_s": round(statistics.median(after_import), 3),
+        "after_import_quartiles_s": [round(q, 3) for q in statistics.quantiles(after_import, n=4)],
+        "import_torch_s": round(statistics.median(bare for (bare, _), _ in rounds), 3),
+        "apply_s": round(statistics.median(wall for _, (wall, *_) in rounds), 3),
+        "apply_minus_import_torch_s": round(statistics.median(wall - bare for (bare, _), (wall, *_) in rounds), 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--before", type=Path, help="a folder holding an earlier mixtask package, timed alongside")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp())
-    image = work / "tiny.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
-    mixtask = shutil.which("mixtask") or str(Path(sys.executable).with_name("mixtask"))
-    apply = [mixtask, "apply", str(image), "-t", "seg=1,style1=1", "-o", str(work / "out.png"), "--overwrite"]
-    subprocess.run(apply, check=True, capture_output=True, env=ENVIRONMENT)  # caches the probe and the bytecode
-    torch_only, whole = [], []
-    for _ in range(args.repeats):  # interleaved, so that a drift in the machine's speed touches both alike
-        torch_only.append(seconds([sys.executable, "-c", "import torch"]))
-        whole.append(seconds(apply))
-    # Each round's apply minus its own `import torch`: a drift in the machine's speed between rounds (this
-    # machine's bare import wanders by 0.5 s) cancels in the pair, where a difference of medians keeps it.
-    paired = [apply - bare for apply, bare in zip(whole, torch_only)]
-    result = {
-        "import_torch_s": round(statistics.median(torch_only), 3),
-        "apply_s": round(statistics.median(whole), 3),
-        "overhead_s": round(statistics.median(paired), 3),
-        "overhead_quartiles_s": [round(q, 3) for q in statistics.quantiles(paired, n=4)],
-        "repeats": args.repeats,
-    }
+    sources = {"after": None, "before": args.before} if args.before else {"after": None}
+    with tempfile.TemporaryDirectory() as work:
+        image = Path(work) / "tiny.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
+        apply = ["apply", str(image), "-t", "seg=1,style1=1", "-o", str(Path(work) / "out.png"), "--overwrite"]
+        for source in sources.values():
+            timed(APPLY, *apply, source=source)  # caches the probe and the bytecode
+        rounds = {name: [] for name in sources}
+        for _ in range(args.repeats):  # interleaved, so that a drift in the machine's speed touches all alike
+            for name, source in sources.items():
+                rounds[name].append((timed(TIMED_IMPORT), timed(APPLY, *apply, source=source)))
+    result = summary(rounds["after"])
+    if args.before:
+        result["before"] = summary(rounds["before"])
+    result |= {"repeats": args.repeats, "cpu": cpu_name()}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    shutil.rmtree(work)
 
 
 if __name__ == "__main__":
