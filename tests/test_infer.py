@@ -207,6 +207,44 @@ def test_untrained_film_is_identity_so_every_task_reconstructs_alike():
     assert np.abs(recon.astype(int) - want.astype(int)).max() <= 1
 
 
+def trained_at(size: int | None) -> Translator:
+    provenance = {} if size is None else {"size": size}
+    info = WeightsInfo("tiny.safetensors", TINY_CONFIG, DEFAULT_TASK_SET, provenance=provenance)
+    return Translator(make_tiny_model(), info, device="cpu", precision="fp32")
+
+
+def network_input_sizes(engine: Translator) -> list[tuple[int, int]]:
+    """Record the (H, W) of every image the engine's network is given, from now on."""
+    sizes, forward = [], engine.net.forward_any_size
+
+    def recording(x, film):
+        sizes.append(tuple(x.shape[-2:]))
+        return forward(x, film)
+
+    engine.net.forward_any_size = recording
+    return sizes
+
+
+@pytest.mark.parametrize(("trained", "image", "seen"), [(64, (24, 40), (64, 107)), (None, (24, 40), (24, 40)),
+                                                        (64, (80, 72), (80, 72)), (16, (4, 200), (4, 200))])  # fmt: skip
+def test_an_image_smaller_than_the_training_crops_runs_enlarged_to_them(trained, image, seen):
+    engine = trained_at(trained)
+    sizes = network_input_sizes(engine)
+    out = engine.translate_array(random_rgb(*image), VECTOR)
+    assert out.shape == (*image, 3) and sizes == [seen]
+    engine.gate_array(random_rgb(*image), VECTOR)
+    assert sizes[-1] == seen  # the cut-out's mask is read at the same scale
+
+
+def test_an_enlarged_run_brings_back_the_networks_change_and_keeps_the_images_own_detail():
+    engine, rgb = trained_at(64), random_rgb(24, 40)  # noise: an up-and-down resampling alone would lose most of it
+    engine.net.forward_any_size = lambda x, film: x  # a network that changes nothing
+    assert np.abs(engine.translate_array(rgb, VECTOR).astype(int) - rgb).max() <= 1
+    engine.net.forward_any_size = lambda x, film: x + 0.2  # one that brightens
+    want = np.clip(rgb.astype(int) + 51, 0, 255)
+    assert np.abs(engine.translate_array(rgb, VECTOR).astype(int) - want).max() <= 1
+
+
 def test_from_file_loads_weights(tiny_weights):
     engine = Translator.from_file(tiny_weights, device="cpu", precision="fp32")
     assert engine.task_set.names == DEFAULT_TASK_SET.names

@@ -53,6 +53,9 @@ from mixtask.weights import WeightsInfo, load_weights
 CL = torch.channels_last
 EPS = 1e-5  # InstanceNorm epsilon, as in model.NormFiLM
 PROBE_SIZE = 64
+# An image whose short side is under the weights' training crop is run enlarged to it (`Translator._run`), its long
+# side at most this many times the crop: a strip of a few pixels stays as it is rather than growing without bound.
+ENLARGE_MAX_ASPECT = 4
 
 Stats = list  # per norm layer, in order: (mean, var), each (B or 1, C) fp32
 
@@ -366,6 +369,10 @@ class Translator:
     image fits the memory budget, else streamed in tiles), N = tiles of N x N pixels; only the
     FiLM network runs in tiles. Task vectors are checked against what the architecture can do
     (`capabilities`): a mix or a fractional strength it cannot take is a MixtaskError.
+
+    An image whose short side is under `working_side` (the crop size the weights were trained at, from their
+    provenance; None: no minimum) runs enlarged to it: the network learnt its tasks at that scale, and on
+    smaller grids its seg, styles and mixes drift from what it does at that scale (README, "Small images").
     """
 
     def __init__(self, model, info: WeightsInfo, *, device="auto", precision="auto", tile: int | None = None):
@@ -374,6 +381,8 @@ class Translator:
         self.device = devices.resolve_device(device)
         requested = devices.check_precision(precision, self.device)
         self.tile = tiling.check_tile(tile)
+        trained_size = info.provenance.get("size")
+        self.working_side: int | None = trained_size if isinstance(trained_size, int) and trained_size > 0 else None
         self.probe_psnr: float | None = None
         self.capabilities = capabilities.of_model(model)
         if self.tile is not None and not isinstance(model, MixNet):
@@ -493,7 +502,8 @@ class Translator:
 
         Under seg alone the gate is the object mask: the output is gate x input, black elsewhere. It is read
         in one untiled pass, on a copy shrunk to `max_side` when the image is larger (the mask is smooth, and
-        a salient object is judged better on the whole picture than tile by tile), then resized back."""
+        a salient object is judged better on the whole picture than tile by tile) or enlarged to the working
+        side when it is small (`enlargement`), then resized back."""
         import torch.nn.functional as F
 
         from mixtask.nets.film import recording_gates
@@ -504,6 +514,10 @@ class Translator:
         if scale < 1:
             size = (max(16, round(height * scale)), max(16, round(width * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        elif self.enlargement(height, width) > 1:  # a small image: at the working side, as `_run` does
+            scale = self.enlargement(height, width)
+            size = (round(height * scale), round(width * scale))
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
         film = self.net.film(self._vectors(vector, 1, tuple(x.shape[-2:])))
         with devices.threads_for(x.shape[-2] * x.shape[-1], self.device), recording_gates() as gates:
             self.net.forward_any_size(self.net.prepare(x), film)
@@ -537,14 +551,38 @@ class Translator:
             raise MixtaskError(f"translate takes a PIL image, a path or a uint8 array, not {type(image).__name__}")
         return to_pil(self.translate_array(loaded.rgb, task), loaded.alpha)
 
+    def enlargement(self, height: int, width: int) -> float:
+        """The factor an image of this size is enlarged by before the network (1: run as it is)."""
+        if self.working_side is None:
+            return 1.0
+        scale = min(self.working_side / min(height, width), ENLARGE_MAX_ASPECT * self.working_side / max(height, width))
+        return max(scale, 1.0)
+
     def _run(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
         """Images (B, 3, H, W), uint8 or float -> uint8 on the CPU, or float32 in [0, 1] on the device."""
         height, width = x.shape[-2:]
+        if self.enlargement(height, width) > 1:
+            return self._run_enlarged(x, film, to_bytes)
         with devices.threads_for(x.shape[0] * height * width, self.device):
             if self._tiled(height, width):
                 return self._streamed(x, film, to_bytes)
             y = self.net.forward_any_size(self.net.prepare(x), film)
             return to_uint8(y) if to_bytes else y.float().clamp_(0, 1)
+
+    def _run_enlarged(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
+        """A small image: enlarged (bicubic) to the working side, translated, and the network's change brought
+        back to the image's own size (antialiased) and added to it. Where the network changes nothing (every
+        strength 0) the image comes back exactly; a restoration keeps the image's own detail."""
+        height, width = x.shape[-2:]
+        scale = self.enlargement(height, width)
+        x = x.to(self.device).float().div_(255) if x.dtype == torch.uint8 else x.to(self.device).float()
+        size = (round(height * scale), round(width * scale))
+        enlarged = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+        with devices.threads_for(x.shape[0] * size[0] * size[1], self.device):
+            change = self.net.forward_any_size(self.net.prepare(enlarged), film).float() - enlarged
+        change = F.interpolate(change, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        y = (x + change).clamp_(0, 1)
+        return to_uint8(y) if to_bytes else y
 
     def _streamed(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
         height, width = x.shape[-2:]
