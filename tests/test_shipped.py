@@ -32,9 +32,12 @@ SEG_PHOTOS_MIN_IOU = 0.55  # photos against their ISNet pseudo-labels: 0.602 (ba
 STYLE_MAX_RATIO = 0.1  # Gram distance to the style, output / input: style1 0.052, style2 0.029
 STYLE_MIN_LAYOUT = {"style1": 0.85, "style2": 0.75}  # the output keeps its photo: 0.893, 0.782 (bars 0.65, 0.8)
 MIX_MIN_GAIN_DB = 5.5  # a mix's PSNR to its synthesised target minus its input's: +7.1 dB at least
-# Mean absolute difference (0..1) between a mix and each member on a clean photo: 0.060 at least. Smallest
-# for denoise+style1 against style1: on an unscratched photo their targets are alike.
-MIX_MIN_DIFFERENCE = 0.05
+# Mean absolute difference (0..1) between a mix and each member on a clean photo (128x96, run at 256 px like every
+# image under the training crops): 0.034 at least, a collapse into one member reads about 0. Smallest for
+# denoise+style1 against style1 and denoise+seg against seg (on an unscratched photo their targets are alike) and
+# seg+style1 against seg (the same black background). (Before small images ran enlarged, 0.060: the network's
+# off-scale drift at 128x96 made the mixes differ more.)
+MIX_MIN_DIFFERENCE = 0.015
 pytestmark = [
     pytest.mark.shipped,
     pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped weights in weights/"),
