@@ -236,6 +236,13 @@ def test_an_image_smaller_than_the_training_crops_runs_enlarged_to_them(trained,
     assert sizes[-1] == seen  # the cut-out's mask is read at the same scale
 
 
+def test_the_cut_out_mask_of_a_small_image_is_enlarged_no_further_than_its_max_side():
+    engine = trained_at(64)
+    sizes = network_input_sizes(engine)
+    engine.gate_array(random_rgb(24, 40), VECTOR, max_side=48)  # the working side asks 64 x 107, max_side 48
+    assert sizes == [(29, 48)]
+
+
 def test_an_enlarged_run_brings_back_the_networks_change_and_keeps_the_images_own_detail():
     engine, rgb = trained_at(64), random_rgb(24, 40)  # noise: an up-and-down resampling alone would lose most of it
     engine.net.forward_any_size = lambda x, film: x  # a network that changes nothing

@@ -514,8 +514,8 @@ class Translator:
         if scale < 1:
             size = (max(16, round(height * scale)), max(16, round(width * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        elif self.enlargement(height, width) > 1:  # a small image: at the working side, as `_run` does
-            scale = self.enlargement(height, width)
+        elif self.enlargement(height, width) > 1:  # a small image: enlarged as `_run` does, to max_side at most
+            scale = min(self.enlargement(height, width), max_side / max(height, width))
             size = (round(height * scale), round(width * scale))
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
         film = self.net.film(self._vectors(vector, 1, tuple(x.shape[-2:])))
