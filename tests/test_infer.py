@@ -225,8 +225,15 @@ def network_input_sizes(engine: Translator) -> list[tuple[int, int]]:
     return sizes
 
 
-@pytest.mark.parametrize(("trained", "image", "seen"), [(64, (24, 40), (64, 107)), (None, (24, 40), (24, 40)),
-                                                        (64, (80, 72), (80, 72)), (16, (4, 200), (4, 200))])  # fmt: skip
+SMALL_IMAGE_CASES = [  # weights trained at, image, what the network sees
+    (64, (24, 40), (64, 107)),  # enlarged to the training side
+    (None, (24, 40), (24, 40)),  # weights that do not say: as it is
+    (64, (80, 72), (80, 72)),  # not small
+    (16, (4, 200), (4, 200)),  # a strip: enlarging it would pass the long-side cap (4 x 16)
+]
+
+
+@pytest.mark.parametrize(("trained", "image", "seen"), SMALL_IMAGE_CASES)
 def test_an_image_smaller_than_the_training_crops_runs_enlarged_to_them(trained, image, seen):
     engine = trained_at(trained)
     sizes = network_input_sizes(engine)

@@ -600,6 +600,27 @@ def test_snapshot_exports_the_last_checkpoint_mid_run(assets, tmp_path):
         torch.testing.assert_close(model.state_dict()[key], value.float(), msg=key)
 
 
+def test_a_snapshot_names_the_hardware_that_trained_it_not_the_one_exporting_it(assets, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mixtask.cli import app
+
+    options = tiny_options(assets, tmp_path / "run", steps=6, checkpoint_every=1)
+    assert train(options, quiet=True, callback=interrupt_at(2)).interrupted
+    log = tmp_path / "run" / "log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    for record in records:  # as if the run had trained on another machine
+        if record.get("event") == "start":
+            record["hardware"] = "1 x TRAINING-CPU (2 threads), bfloat16"
+    records.append({"event": "resume", "step": 2, "hardware": "1 x EXPORTING-CPU (2 threads), fp32"})  # no steps yet
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    result = CliRunner().invoke(app, ["snapshot", str(tmp_path / "run"), "-o", str(tmp_path / "snap.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert read_info(tmp_path / "snap.safetensors").provenance["hardware"] == "1 x TRAINING-CPU (2 threads), bfloat16"
+
+
 @pytest.mark.parametrize(
     ("crafted", "message"),
     [

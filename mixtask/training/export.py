@@ -43,6 +43,10 @@ def git_commit() -> str:
 
 def provenance(run: Run, stage: int) -> dict:
     options = run.options
+    sessions = read_sessions(Path(options.out) / LOG_NAME)
+    # the machines that trained these steps (a snapshot is often exported on another one)
+    trained_on = [session["hardware"] for session in sessions if "hardware" in session and session["step"] < run.step]
+    hardware = " + ".join(dict.fromkeys(trained_on)) or describe_hardware(run.device, run.dtype, run.ctx.world_size)
     return {
         "data": str(Path(options.data).resolve()),
         "command": options.command,
@@ -70,9 +74,9 @@ def provenance(run: Run, stage: int) -> dict:
         "restoration_l1": options.restoration_l1,
         "style_teachers": run.style_teachers,
         "init": options.init,
-        "hardware": describe_hardware(run.device, run.dtype, run.ctx.world_size),
+        "hardware": hardware,
         "wall_seconds": round(run.wall_seconds, 1),
-        "sessions": read_sessions(Path(options.out) / LOG_NAME),
+        "sessions": sessions,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
     }
