@@ -372,7 +372,7 @@ class Translator:
 
     An image whose short side is under `working_side` (the crop size the weights were trained at, from their
     provenance; None: no minimum) runs enlarged to it: the network learnt its tasks at that scale, and on
-    smaller grids its seg, styles and mixes drift from what it does at that scale (README, "Small images").
+    smaller grids its seg, styles and mixes drift from what it does at that scale (README, "What you see").
     """
 
     def __init__(self, model, info: WeightsInfo, *, device="auto", precision="auto", tile: int | None = None):
@@ -571,8 +571,8 @@ class Translator:
 
     def _run_enlarged(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
         """A small image: enlarged (bicubic) to the working side, translated, and the network's change brought
-        back to the image's own size (antialiased) and added to it. Where the network changes nothing (every
-        strength 0) the image comes back exactly; a restoration keeps the image's own detail."""
+        back to the image's own size (antialiased) and added to it: where the network changes nothing (every
+        strength 0) the image comes back as it was, and a restoration keeps the image's own detail."""
         height, width = x.shape[-2:]
         scale = self.enlargement(height, width)
         x = x.to(self.device).float().div_(255) if x.dtype == torch.uint8 else x.to(self.device).float()
