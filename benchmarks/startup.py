@@ -65,17 +65,18 @@ def timed(code: str, *args: str, source: Path | None = None) -> tuple[float, ...
 
 
 def network_seconds(rgb: np.ndarray, repeats: int = 5) -> float:
-    """Median time of the job's two network passes in this process (the cut-out's mask under seg alone, its
-    colours under style1 alone), warm: the part of the overhead that is the network's own work."""
+    """Median time of the job's cut-out rendering in this process, warm (`mixtask.apply.cutout.render`: the mask
+    under seg alone, the colours under style1 alone): the part of the overhead that is the network's own work."""
+    from mixtask.apply import cutout
     from mixtask.inference.translator import Translator
 
     translator = Translator.from_file()
-    seg, style1 = translator.parse_task("seg=1"), translator.parse_task("style1=1")
+    vector = translator.parse_task("seg=1,style1=1")
+    plan = cutout.plan_cutout(None, None, translator.task_set, vector)
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        translator.gate_array(rgb, seg)
-        translator.translate_array(rgb, style1)
+        cutout.render(translator, rgb, plan, vector)
         times.append(time.perf_counter() - start)
     return round(statistics.median(times[1:]), 3)
 

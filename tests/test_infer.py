@@ -28,8 +28,8 @@ CPU = torch.device("cpu")
 VECTOR = (0.0, 1.0, 0.0, 0.6, 0.0)
 
 
-def tiny_info() -> WeightsInfo:
-    return WeightsInfo("tiny.safetensors", TINY_CONFIG, DEFAULT_TASK_SET)
+def tiny_info(provenance: dict | None = None) -> WeightsInfo:
+    return WeightsInfo("tiny.safetensors", TINY_CONFIG, DEFAULT_TASK_SET, provenance=provenance or {})
 
 
 def translator(precision="fp32", **kwargs) -> Translator:
@@ -208,8 +208,7 @@ def test_untrained_film_is_identity_so_every_task_reconstructs_alike():
 
 
 def trained_at(size: int | None) -> Translator:
-    provenance = {} if size is None else {"size": size}
-    info = WeightsInfo("tiny.safetensors", TINY_CONFIG, DEFAULT_TASK_SET, provenance=provenance)
+    info = tiny_info(None if size is None else {"size": size})
     return Translator(make_tiny_model(), info, device="cpu", precision="fp32")
 
 

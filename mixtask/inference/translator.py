@@ -60,6 +60,12 @@ ENLARGE_MAX_ASPECT = 4
 Stats = list  # per norm layer, in order: (mean, var), each (B or 1, C) fp32
 
 
+def enlarged(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Float images (B, 3, H, W) in [0, 1], enlarged `scale` times (bicubic, clamped back to [0, 1])."""
+    size = (round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+
+
 def channel_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-channel (mean, biased var) of (B, C, H, W) in fp32, one pass over y."""
     if y.device.type != "cpu":
@@ -510,14 +516,12 @@ class Translator:
 
         height, width = rgb.shape[:2]
         x = from_uint8(np.asarray(rgb, dtype=np.uint8))[None]
-        scale = min(1.0, max_side / max(height, width))
+        scale = min(self.enlargement(height, width), max_side / max(height, width))  # a small image: as `_run`
         if scale < 1:
             size = (max(16, round(height * scale)), max(16, round(width * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        elif self.enlargement(height, width) > 1:  # a small image: enlarged as `_run` does, to max_side at most
-            scale = min(self.enlargement(height, width), max_side / max(height, width))
-            size = (round(height * scale), round(width * scale))
-            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+        elif scale > 1:
+            x = enlarged(x, scale)
         film = self.net.film(self._vectors(vector, 1, tuple(x.shape[-2:])))
         with devices.threads_for(x.shape[-2] * x.shape[-1], self.device), recording_gates() as gates:
             self.net.forward_any_size(self.net.prepare(x), film)
@@ -561,25 +565,24 @@ class Translator:
     def _run(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
         """Images (B, 3, H, W), uint8 or float -> uint8 on the CPU, or float32 in [0, 1] on the device."""
         height, width = x.shape[-2:]
-        if self.enlargement(height, width) > 1:
-            return self._run_enlarged(x, film, to_bytes)
+        scale = self.enlargement(height, width)
+        if scale > 1:
+            return self._run_enlarged(x, film, to_bytes, scale)
         with devices.threads_for(x.shape[0] * height * width, self.device):
             if self._tiled(height, width):
                 return self._streamed(x, film, to_bytes)
             y = self.net.forward_any_size(self.net.prepare(x), film)
             return to_uint8(y) if to_bytes else y.float().clamp_(0, 1)
 
-    def _run_enlarged(self, x: torch.Tensor, film, to_bytes: bool) -> torch.Tensor:
+    def _run_enlarged(self, x: torch.Tensor, film, to_bytes: bool, scale: float) -> torch.Tensor:
         """A small image: enlarged (bicubic) to the working side, translated, and the network's change brought
         back to the image's own size (antialiased) and added to it: where the network changes nothing (every
         strength 0) the image comes back as it was, and a restoration keeps the image's own detail."""
         height, width = x.shape[-2:]
-        scale = self.enlargement(height, width)
-        x = x.to(self.device).float().div_(255) if x.dtype == torch.uint8 else x.to(self.device).float()
-        size = (round(height * scale), round(width * scale))
-        enlarged = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
-        with devices.threads_for(x.shape[0] * size[0] * size[1], self.device):
-            change = self.net.forward_any_size(self.net.prepare(enlarged), film).float() - enlarged
+        x = self.net.prepare(x).float()
+        big = enlarged(x, scale)
+        with devices.threads_for(big.shape[0] * big.shape[-2] * big.shape[-1], self.device):
+            change = self.net.forward_any_size(self.net.prepare(big), film).float() - big
         change = F.interpolate(change, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         y = (x + change).clamp_(0, 1)
         return to_uint8(y) if to_bytes else y
