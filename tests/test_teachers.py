@@ -176,6 +176,48 @@ def test_a_style_below_full_strength_aims_at_the_blend_of_photo_and_rendering(as
     assert float(partial_strength_losses(run, style, rendering, batch)["total"]) > 1e-4
 
 
+def test_the_texture_term_asks_for_the_renderings_statistics_not_its_places(assets, tmp_path, stand_in_teacher):
+    from safetensors.torch import save_file
+
+    from mixtask.backbones.efficientnet_lite import EfficientNetLite
+    from mixtask.training.options import check_options, resume_options
+    from mixtask.training.setup import texture_loss
+    from mixtask.training.step import job_losses
+
+    torch.manual_seed(0)
+    save_file(EfficientNetLite().state_dict(), str(tmp_path / "lite0.safetensors"))
+    options = tiny_options(assets, tmp_path / "run", size=64, style_loss="teacher", mix_method=1, style_texture=0.5,
+                           context_backbone=str(tmp_path / "lite0.safetensors"), context=1)  # fmt: skip
+    run = setup_run(options, no_ddp())
+    style = next(job for job in run.plan.jobs(0) if job.name == "style1")
+    batch = prepare(run, style)
+    rendering = batch.styled[:, :3]
+    exact, _ = job_losses(run, style, rendering, batch)
+    assert float(exact["style1.texture"]) < 1e-6 and float(exact["total"]) < 1e-5
+    # the rendering mirrored (its strokes elsewhere) against blurred (its strokes averaged, what an L1 settles on
+    # when it cannot place them): the L1 prefers the blur, the texture term the mirrored strokes
+    mirrored, _ = job_losses(run, style, rendering.flip(-1), batch)
+    blurred, _ = job_losses(run, style, torch.nn.functional.avg_pool2d(rendering, 5, 1, 2), batch)
+    l1 = {name: float(terms["style1"]) - 0.5 * float(terms["style1.texture"]) for name, terms in
+          (("mirrored", mirrored), ("blurred", blurred))}  # fmt: skip
+    assert l1["blurred"] < l1["mirrored"] and float(mirrored["style1.texture"]) < float(blurred["style1.texture"])
+    assert float(mirrored["total"]) == pytest.approx(float(mirrored["style1"]))
+    assert float(mirrored["style1"]) == pytest.approx(
+        float(torch.nn.functional.l1_loss(rendering.flip(-1), rendering)) + 0.5 * float(mirrored["style1.texture"]),
+        rel=1e-4,
+    )
+    assert set(optimize(run, style, batch)) == {"style1", "style1.texture", "total"}
+    result = train(replace(options, out=str(tmp_path / "short"), steps=2), quiet=True)
+    assert load_weights(result.weights)[1].provenance["style_texture"] == 0.5
+    assert resume_options(tmp_path / "short", style_texture=0.1).style_texture == 0.1  # a probe's branch changes it
+    with pytest.raises(MixtaskError, match="--style-texture needs --style-loss teacher"):
+        check_options(replace(options, style_loss="perceptual"))
+    with pytest.raises(MixtaskError, match="--style-texture must be >= 0"):
+        check_options(replace(options, style_texture=-1.0))
+    with pytest.raises(MixtaskError, match="EfficientNet-Lite0 weights"):
+        texture_loss(replace(options, context_backbone=None, data=str(tmp_path)))
+
+
 def test_teacher_provenance_and_losses_are_in_the_weights(assets, tmp_path, stand_in_teacher):
     options = tiny_options(assets, tmp_path / "run", style_loss="teacher", steps=2, mix_method=1)
     result = train(options, quiet=True)

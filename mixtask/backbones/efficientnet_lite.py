@@ -110,7 +110,7 @@ class EfficientNetTrunk(nn.Module):
         (block indices), the list of those blocks' outputs instead."""
         h = F.relu6(self._bn0(self._conv_stem(x)))
         tapped = {}
-        for index, block in enumerate(self._blocks):
+        for index, block in enumerate(self._blocks[: max(taps) + 1] if taps else self._blocks):
             h = block(h)
             if index in taps:
                 tapped[index] = h

@@ -43,6 +43,11 @@ PARTIAL_STRENGTHS_HELP = (
     "Share of single-task batches trained at random strengths in [0, 1) against the blend of input and target, "
     "to teach what strengths between 0 and 1 mean; with --resume from here on."
 )
+STYLE_TEXTURE_HELP = (
+    "--style-loss teacher: add this times a Gram loss of frozen EfficientNet-Lite0 features (DATA/backbones/, or "
+    "--context-backbone's file) against the teacher's rendering; asks for its brush strokes, not their places; "
+    "with --resume from here on.  \\[default: 0, off]"
+)
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 CONTEXT_HELP = (
     "3x3 convs of a global-context branch at 1/32 of the image (film only; 0: none, the paper's network). "
@@ -142,6 +147,7 @@ def train_command(
     damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
     keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
+    style_texture: float = typer.Option(None, "--style-texture", help=STYLE_TEXTURE_HELP, show_default=False),
     teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder \\[default: ../shared/teachers]"),
     init: Path = typer.Option(None, "--init", help=INIT_HELP),
     masks: str = typer.Option(None, "--masks", help="Mask set masks/NAME/ when the data has several."),
@@ -189,11 +195,11 @@ def train_command(
         if data or out or style:
             raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
-                "--composites, --seg-photos, --partial-strengths, --ema-decay, --stage1-steps"
+                "--composites, --seg-photos, --partial-strengths, --style-texture, --ema-decay, --stage1-steps"
             )
         options = resume_options(
             resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay,
-            seg_photos, partial_strengths,
+            seg_photos, partial_strengths, style_texture,
         )  # fmt: skip
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
@@ -214,6 +220,7 @@ def train_command(
             damage_weight=damage_weight,
             keep_weight=keep_weight,
             restoration_l1=restoration_l1,
+            style_texture=style_texture or 0.0,
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),
             mask_set=masks,
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",

@@ -72,6 +72,7 @@ def provenance(run: Run, stage: int) -> dict:
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
         "restoration_l1": options.restoration_l1,
+        "style_texture": options.style_texture,
         "style_teachers": run.style_teachers,
         "init": options.init,
         "hardware": hardware,

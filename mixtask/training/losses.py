@@ -91,6 +91,32 @@ def keep_loss(gate_logit: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return 0.5 * kept + 0.5 * damaged / (1 - keep).sum().clamp_min(1)
 
 
+class TextureLoss(nn.Module):
+    """`--style-texture`: the Gram-matrix error of a frozen EfficientNet-Lite0's early features (strides 2 to 16)
+    of the output against those of the style teacher's rendering of the same photo, relative per layer.
+
+    Why: the L1 to the teacher's rendering is a pixel loss, and where the student cannot place the teacher's
+    brush strokes exactly its optimum is their average, a smoother picture (style1 at full strength ends
+    further from its style than at 0.8). Grams ask for the strokes' statistics, not their places. Not the VGG
+    of the perceptual loss and the eval's style metric: this backbone is already loaded for the context
+    branch, its early stages cost a fraction of VGG's, and the metric stays a measure the loss did not see."""
+
+    TAPS = (0, 2, 4, 7)  # Lite0's blocks ending at strides 2, 4, 8, 16 (16, 24, 40, 80 channels)
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        self.trunk = trunk
+
+    def grams(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return [gram_matrix(f) for f in self.trunk.trunk(self.trunk.normalized(image), self.TAPS)]
+
+    def forward(self, output: torch.Tensor, rendering: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            targets = self.grams(rendering)
+        errors = [relative_error(gram, target) for gram, target in zip(self.grams(output), targets)]
+        return torch.stack(errors).mean()
+
+
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
     """Total variation: mean squared difference of vertical plus horizontal neighbours."""
     x = x.float()

@@ -61,6 +61,7 @@ class TrainOptions:
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
     restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
+    style_texture: float = 0.0  # --style-loss teacher: add this times a Gram loss against the rendering (TextureLoss)
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
     mask_set: str | None = None  # masks/<name>/ to train seg on when the data has several; None: the only one
     init: str | None = None  # a weights file to start the network from (a warm start), same tasks and architecture
@@ -191,6 +192,8 @@ def check_options(options: TrainOptions) -> None:
         (math.isfinite(options.damage_weight) and options.damage_weight >= 0, "--damage-weight must be >= 0"),
         (math.isfinite(options.keep_weight) and options.keep_weight >= 0, "--keep-weight must be >= 0"),
         (math.isfinite(options.restoration_l1) and options.restoration_l1 >= 0, "--restoration-l1 must be >= 0"),
+        (math.isfinite(options.style_texture) and options.style_texture >= 0, "--style-texture must be >= 0"),
+        (options.style_texture == 0 or options.style_loss == "teacher", "--style-texture needs --style-loss teacher"),
         (options.keep_weight == 0 or options.head == "gated", "--keep-weight needs --head gated"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
@@ -243,12 +246,14 @@ def resume_options(
     ema_decay: float | None = None,
     seg_photos: float | None = None,
     partial_strengths: float | None = None,
+    style_texture: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
-    (`partial_strengths`), a new `ema_decay` (turned on here, the average starts from the weights at the
-    resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`), a new `ema_decay` (turned
+    on here, the average starts from the weights at the resume) or, while the run is still in stage 1, a new end
+    of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)
@@ -281,6 +286,8 @@ def resume_options(
         options = replace(options, partial_strengths=partial_strengths)
     if ema_decay is not None:
         options = replace(options, ema_decay=ema_decay)
+    if style_texture is not None:
+        options = replace(options, style_texture=style_texture)
     check_options(options)
     return options
 

@@ -50,6 +50,8 @@ def setup_styles(run: Run) -> None:
         return
     if run.options.style_loss == "teacher":
         run.style_images = {spec.name: load_style_image(spec) for spec in run.options.styles}
+        if run.options.style_texture > 0:
+            run.texture = texture_loss(run.options).to(run.device)
         return
     from mixtask.backbones import load_vgg
     from mixtask.backbones.perceptual import style_targets
@@ -62,6 +64,18 @@ def setup_styles(run: Run) -> None:
     for name, image in images.items():
         run.style_grams[name] = style_targets(vgg, image.to(run.device), sizes=[size])
         run.style_images[name] = image
+
+
+def texture_loss(options: TrainOptions):
+    """--style-texture: the Gram loss through a frozen EfficientNet-Lite0 trunk, read from --context-backbone's
+    file or the data folder's backbones/."""
+    from mixtask.backbones.efficientnet_lite import EfficientNetTrunk, load_trunk_weights
+    from mixtask.training.losses import TextureLoss
+
+    path = options.context_backbone or Path(options.data) / "backbones" / "efficientnet-lite0.safetensors"
+    if not Path(path).is_file():
+        raise MixtaskError(f"--style-texture needs EfficientNet-Lite0 weights: {path} not found (--context-backbone)")
+    return TextureLoss(load_trunk_weights(EfficientNetTrunk(), path))
 
 
 def setup_discriminator(run: Run) -> None:

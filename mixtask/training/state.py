@@ -33,6 +33,7 @@ class Run:
     disc_optimizer: torch.optim.Optimizer | None = None
     deep_seg_head: torch.nn.Module | None = None  # --deep-seg-weight: 1x1 conv on the bottleneck -> mask logit
     perceptual: torch.nn.Module | None = None
+    texture: torch.nn.Module | None = None  # --style-texture: training.losses.TextureLoss
     style_grams: dict[str, dict] = field(default_factory=dict)
     style_images: dict[str, torch.Tensor] = field(default_factory=dict)
     styled: tuple | None = None  # --style-loss teacher: (photos, cut-outs) renderings, 3 channels a style

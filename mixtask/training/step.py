@@ -27,7 +27,12 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
     if loss == "perceptual" and run.options.style_loss == "teacher":
         from mixtask.training.losses import l1
 
-        return {name: l1(output, target_image(run, name, kind, batch))}, None
+        rendering = target_image(run, name, kind, batch)
+        terms = {name: l1(output, rendering)}
+        if run.texture is not None:
+            terms[f"{name}.texture"] = run.texture(output, rendering)
+            terms[name] = terms[name] + run.options.style_texture * terms[f"{name}.texture"]
+        return terms, None
     if loss == "perceptual":
         terms = run.perceptual(output, batch.clean, run.style_grams[name])
         return {f"{name}.{key}": value for key, value in terms.items() if key != "total"} | {name: terms["total"]}, None
