@@ -107,7 +107,7 @@ class EfficientNetTrunk(nn.Module):
 
     def trunk(self, x: torch.Tensor, taps: Sequence[int] = ()) -> torch.Tensor | list[torch.Tensor]:
         """(B, out_channels, ceil(H/32), ceil(W/32)) features of an input already `normalized`; with `taps`
-        (block indices), the list of those blocks' outputs instead."""
+        (block indices), the list of those blocks' outputs instead (the blocks after the last tap are not run)."""
         h = F.relu6(self._bn0(self._conv_stem(x)))
         tapped = {}
         for index, block in enumerate(self._blocks[: max(taps) + 1] if taps else self._blocks):

@@ -98,8 +98,8 @@ class TextureLoss(nn.Module):
     Why: the L1 to the teacher's rendering is a pixel loss, and where the student cannot place the teacher's
     brush strokes exactly its optimum is their average, a smoother picture (style1 at full strength ends
     further from its style than at 0.8). Grams ask for the strokes' statistics, not their places. Not the VGG
-    of the perceptual loss and the eval's style metric: this backbone is already loaded for the context
-    branch, its early stages cost a fraction of VGG's, and the metric stays a measure the loss did not see."""
+    of the perceptual loss and the eval's style metric: the context branch's backbone (a copy of its file), whose
+    early stages cost a fraction of VGG's, so the metric stays a measure the loss did not see."""
 
     TAPS = (0, 2, 4, 7)  # Lite0's blocks ending at strides 2, 4, 8, 16 (16, 24, 40, 80 channels)
 
