@@ -30,6 +30,7 @@ from mixtask.backbones.files import freeze, load_strict, read_state_file
 from mixtask.errors import MixtaskError
 
 WHAT = "EfficientNet-Lite0"
+FILE_NAME = "efficientnet-lite0.safetensors"  # its name in a data folder's backbones/ (../shared/data)
 INPUT_SIZE = 224
 BN_EPS = 1e-3
 # (expand_ratio, kernel, stride, in_ch, out_ch) of the 16 MBConv blocks of Lite0.

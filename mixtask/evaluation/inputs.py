@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 
+from mixtask.backbones import efficientnet_lite
 from mixtask.errors import MixtaskError
 from mixtask.nets.capabilities import Capabilities
 from mixtask.tasks import Task, TaskSet
 from mixtask.tensors import from_uint8, to_array
 
 MIN_SIZE, MIN_COUNT = 32, 2
-VGG_FILE, EFFNET_FILE = "vgg16-features.safetensors", "efficientnet-lite0.safetensors"
+VGG_FILE, EFFNET_FILE = "vgg16-features.safetensors", efficientnet_lite.FILE_NAME
 STYLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 

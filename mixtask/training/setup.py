@@ -69,10 +69,10 @@ def setup_styles(run: Run) -> None:
 def texture_loss(options: TrainOptions):
     """--style-texture: the Gram loss through a frozen EfficientNet-Lite0 trunk, read from --context-backbone's
     file or the data folder's backbones/."""
-    from mixtask.backbones.efficientnet_lite import EfficientNetTrunk, load_trunk_weights
+    from mixtask.backbones.efficientnet_lite import FILE_NAME, EfficientNetTrunk, load_trunk_weights
     from mixtask.training.losses import TextureLoss
 
-    path = options.context_backbone or Path(options.data) / "backbones" / "efficientnet-lite0.safetensors"
+    path = options.context_backbone or Path(options.data) / "backbones" / FILE_NAME
     if not Path(path).is_file():
         raise MixtaskError(f"--style-texture needs EfficientNet-Lite0 weights: {path} not found (--context-backbone)")
     return TextureLoss(load_trunk_weights(EfficientNetTrunk(), path))
