@@ -116,22 +116,36 @@ class Context:
         Outputs are remembered per (input, vector): a style target of a mix or a sweep end point
         that equals a task's own output is computed once. Inputs must stay alive for the run.
         """
+        return self._outputs(x, strengths)[0]
+
+    def gate(self, x: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor | None:
+        """The gated head's gate (sigmoid of its logit, (B, 1, H, W), on the CPU) in the same pass as
+        `translate`'s output, or None for a head without a gate. Under seg it is the object mask that
+        `mixtask apply --cutout alpha` writes as alpha."""
+        return self._outputs(x, strengths)[1]
+
+    def _outputs(self, x: torch.Tensor, strengths: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor | None]:
         vector = self.task_set.vector(strengths)
         key = (id(x), vector)
         if key not in self.cache:
-            self.cache[key] = (x, self._run_model(x, vector))  # keeping x keeps its id unique
-        return self.cache[key][1]
+            self.cache[key] = (x, *self._run_model(x, vector))  # keeping x keeps its id unique
+        return self.cache[key][1:]
 
     @torch.inference_mode()
-    def _run_model(self, x: torch.Tensor, vector: tuple[float, ...]) -> torch.Tensor:
+    def _run_model(self, x: torch.Tensor, vector: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        from mixtask.nets.film import recording_gates
+
         device = torch.device(self.options.device)
         c = torch.tensor(vector, device=device)
-        outputs = []
+        outputs, gates = [], []
         for chunk in x.split(self.options.batch):
             chunk = chunk.to(device).contiguous(memory_format=torch.channels_last)
-            output = self.model.forward_any_size(chunk, c.expand(chunk.shape[0], -1))
+            with recording_gates() as logits:
+                output = self.model.forward_any_size(chunk, c.expand(chunk.shape[0], -1))
             outputs.append(output.float().clamp(0, 1).cpu().contiguous())
-        return torch.cat(outputs)
+            if logits:  # the padded network's last gate, cut back to the chunk as its output is
+                gates.append(torch.sigmoid(logits[-1].float())[..., : output.shape[-2], : output.shape[-1]].cpu())
+        return torch.cat(outputs), torch.cat(gates) if len(gates) == len(outputs) else None
 
     @torch.inference_mode()
     def features(self, network: torch.nn.Module, x: torch.Tensor, **kwargs):
