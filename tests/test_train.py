@@ -123,6 +123,27 @@ def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):
     assert float(terms["total"]) == pytest.approx(0.01 + 2 * 0.1, rel=1e-4)
 
 
+def test_seg_l1_weight_scales_the_l1_on_seg_image_only(assets, tmp_path):
+    from mixtask.training.options import resume_options
+    from mixtask.training.step import job_losses
+
+    run = setup_run(tiny_options(assets, tmp_path / "run", seg_l1_weight=3.0, adversarial_weight=0.0), no_ddp())
+    job = next(job for job in run.plan.jobs(1) if job.name == "seg")
+    batch = prepare(run, job)
+    target = batch.clean * batch.mask
+    gate = torch.zeros_like(batch.mask)
+    terms, _ = job_losses(run, job, target + 0.1, batch, gate)
+    assert float(terms["seg.l1"]) == pytest.approx(0.1, rel=1e-4)
+    mask_terms = float(terms["seg.bce"]) + float(terms["seg.dice"])
+    assert float(terms["total"]) == pytest.approx(0.01 + mask_terms + 3 * 0.1, rel=1e-4)
+    with pytest.raises(MixtaskError, match="--seg-l1-weight"):
+        check_options(replace(run.options, seg_l1_weight=-1.0))
+    out = tmp_path / "short"  # a probe's branch changes it on resume, and the weights record it
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    train(resume_options(out, steps=3, seg_l1_weight=8.0), resume=True, quiet=True)
+    assert read_info(out / "weights.safetensors").provenance["seg_l1_weight"] == 8.0
+
+
 def test_compiled_steps_match_eager_ones(assets, tmp_path):
     """--compile is a speed setting only: the same seg steps (gate supervised through the compiled graph) give
     the same losses and weights as eager ones."""

@@ -64,6 +64,7 @@ def provenance(run: Run, stage: int) -> dict:
         "style_loss": options.style_loss,
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
+        "seg_l1_weight": options.seg_l1_weight,
         "composites": options.composites,
         "seg_photos": options.seg_photos,
         "partial_strengths": options.partial_strengths,

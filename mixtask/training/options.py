@@ -53,6 +53,7 @@ class TrainOptions:
     style_loss: str = "teacher"  # "teacher": L1 to the Magenta teacher's renderings; "perceptual": the paper's VGG loss
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
+    seg_l1_weight: float = 1.0  # --seg-loss mask: weight of the L1 on the image (its pull to black, to the median)
     composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
     seg_photos: float | None = None  # share of seg's examples that are masked photos; None: data.sampling's default
     partial_strengths: float = 0.0  # share of single-task batches trained at strengths below 1 (training.step)
@@ -170,6 +171,7 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss in SEG_LOSSES, f"--seg-loss must be one of {', '.join(SEG_LOSSES)}"),
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
+        (math.isfinite(options.seg_l1_weight) and options.seg_l1_weight >= 0, "--seg-l1-weight must be >= 0"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (options.seg_photos is None or 0 <= options.seg_photos <= 1, "--seg-photos must be in [0, 1]"),
         (0 <= options.partial_strengths <= 1, "--partial-strengths must be in [0, 1]"),
@@ -247,11 +249,13 @@ def resume_options(
     seg_photos: float | None = None,
     partial_strengths: float | None = None,
     style_texture: float | None = None,
+    seg_l1_weight: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
-    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`), a new `ema_decay` (turned
+    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`) or of seg's L1
+    (`seg_l1_weight`), a new `ema_decay` (turned
     on here, the average starts from the weights at the resume) or, while the run is still in stage 1, a new end
     of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
@@ -288,6 +292,8 @@ def resume_options(
         options = replace(options, ema_decay=ema_decay)
     if style_texture is not None:
         options = replace(options, style_texture=style_texture)
+    if seg_l1_weight is not None:
+        options = replace(options, seg_l1_weight=seg_l1_weight)
     check_options(options)
     return options
 

@@ -45,7 +45,8 @@ def member_loss(run: Run, name: str, kind: str, output: torch.Tensor, batch: Bat
         terms |= {f"{name}.{key}": value for key, value in mask_terms.items()}
         # L1 on the image too: it pulls the background to exact black, where the L2's pull fades near zero
         terms[f"{name}.l1"] = l1(output, target)
-        terms[name] = terms[name] + run.options.mask_weight * sum(mask_terms.values()) + terms[f"{name}.l1"]
+        mask_term = run.options.mask_weight * sum(mask_terms.values())
+        terms[name] = terms[name] + mask_term + run.options.seg_l1_weight * terms[f"{name}.l1"]
     if loss != "l2+adversarial" or run.disc is None:
         return terms, None
     generator_loss, _ = adversarial_losses(run.disc, output, target, condition=batch.input)
