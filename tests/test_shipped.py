@@ -29,6 +29,7 @@ DENOISE_MIN_GAIN_DB = 8.0  # model PSNR minus the scratched input's: +8.78 dB
 INPAINT_MIN_GAIN_DB = 9.0  # model PSNR minus the holed input's: +10.12 dB
 SEG_MIN_IOU = 0.38  # composites with exact masks: 0.416 (bar 0.85: seg is still learning)
 SEG_PHOTOS_MIN_IOU = 0.55  # photos against their ISNet pseudo-labels: 0.579 (bar 0.65; 0.641 on 48 val crops)
+SEG_ALPHA_MIN_IOU = {"composites": 0.45, "photos": 0.50}  # the cut-out's alpha (gate > 0.5): 0.505, 0.540
 STYLE_MAX_RATIO = 0.1  # Gram distance to the style, output / input: style1 0.053, style2 0.029
 STYLE_MIN_LAYOUT = {"style1": 0.85, "style2": 0.75}  # the output keeps its photo: 0.883, 0.789 (bars 0.65, 0.8)
 MIX_MIN_GAIN_DB = 5.5  # a mix's PSNR to its synthesised target minus its input's: +7.46 dB at least
@@ -100,6 +101,15 @@ def test_seg_cuts_out_composite_objects(scores):
 def test_seg_finds_the_object_of_photos(scores):
     (photos,) = [rows for name, rows in scores.items() if name.startswith("seg photos")]
     assert photos["model"]["iou"] >= SEG_PHOTOS_MIN_IOU
+
+
+@pytest.mark.parametrize("source", ["composites", "photos"])
+def test_the_cutouts_alpha_holds_the_object(scores, source):
+    """The mask `apply --cutout alpha` writes (the gated head's gate), read at one half."""
+    from mixtask.evaluation.groups import ALPHA_ROW
+
+    (rows,) = [rows for name, rows in scores.items() if name.startswith(f"seg {source}")]
+    assert rows[ALPHA_ROW]["iou"] >= SEG_ALPHA_MIN_IOU[source]
 
 
 @pytest.mark.parametrize("task", ["style1", "style2"])
