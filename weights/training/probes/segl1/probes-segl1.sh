@@ -13,3 +13,7 @@ mkdir -p runs/snaps
 mixtask snapshot runs/segl1-8 -o runs/snaps/segl1-8.safetensors
 OMP_NUM_THREADS=1 mixtask eval -w runs/snaps/segl1-8.safetensors --data ../shared/data --size 256 --count 48 \
   --only seg,seg+style1 --json runs/segl1-8-eval.json --markdown runs/segl1-8-eval.md > runs/segl1-8-eval.out 2>&1
+# The control (probes/lr/, arm 3e-5) re-scored with this session's eval, which adds the alpha row (its other rows
+# are the same): eval-control-rescored.json
+OMP_NUM_THREADS=1 mixtask eval -w runs/snaps/lr-3e-5.safetensors --data ../shared/data --size 256 --count 48 \
+  --only seg,seg+style1 --json runs/lr-3e-5-eval2.json --markdown runs/lr-3e-5-eval2.md > runs/lr-3e-5-eval2.out 2>&1
