@@ -7,25 +7,14 @@ the generated colours themselves lean. Variants against `apply --mask`'s path (c
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
-import torch
-from harness import score
+from harness import bare_model, engine, generated_colours, score
 
 from mixtask.apply.usermask import inpaint
-from mixtask.evaluation.run import load_model
-from mixtask.inference.translator import Translator
-from mixtask.nets.film import recording_gates
 
-weights = Path(sys.argv[1])
-translator = Translator.from_file(weights)
-vector = translator.task_set.parse("inpaint")
-model, info = load_model(weights)
-model.eval()
-condition = torch.tensor(info.task_set.vector({"inpaint": 1.0}))[None]
+translator, vector = engine()
+model, condition = bare_model()
 
 
 def averaged(rgb, mask, colours):
@@ -44,16 +33,6 @@ def antithetic(rgb, mask):
     return averaged(rgb, mask, colours + [255 - c for c in colours])
 
 
-@torch.inference_mode()
-def generated_only(prepared):
-    x = torch.from_numpy(prepared).permute(2, 0, 1)[None].float() / 255
-    with recording_gates() as gates:
-        y = model.forward_any_size(x, condition).float()
-    gate = torch.sigmoid(gates[-1].float())[..., : y.shape[-2], : y.shape[-1]]
-    out = ((y - gate * x) / (1 - gate).clamp_min(1e-3)).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
-
-
 def refill(rgb, mask, generated=False):
     first = inpaint(translator, rgb, mask, vector)
     prepared = rgb.copy()
@@ -61,7 +40,10 @@ def refill(rgb, mask, generated=False):
     for k in range(1, count):
         hole = labels == k
         prepared[hole] = first[hole].mean(0).round().astype(np.uint8)
-    out = generated_only(prepared) if generated else translator.translate_array(prepared, vector)
+    if generated:
+        out = np.clip(np.rint(generated_colours(model, condition, prepared) * 255), 0, 255).astype(np.uint8)
+    else:
+        out = translator.translate_array(prepared, vector)
     return np.where(mask[..., None], out, rgb)
 
 
@@ -71,6 +53,5 @@ score(
         "antithetic": antithetic,
         "refill": refill,
         "refill-gen": lambda rgb, mask: refill(rgb, mask, generated=True),
-    },
-    int(sys.argv[2]) if len(sys.argv) > 2 else 10,
+    }
 )

@@ -8,19 +8,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
-from harness import score
+from harness import engine, score
 from PIL import Image
 
 from mixtask.apply.usermask import inpaint
-from mixtask.inference.translator import Translator
 
-translator = Translator.from_file(Path(sys.argv[1]))
-vector = translator.task_set.parse("inpaint")
+translator, vector = engine()
 
 
 def net(rgb):
@@ -62,6 +57,5 @@ score(
         "ring": ring,
         "coarse": coarse,
         "coarse+pass": lambda rgb, mask: coarse(rgb, mask, second=True),
-    },
-    int(sys.argv[2]) if len(sys.argv) > 2 else 10,
+    }
 )

@@ -4,18 +4,13 @@ averaged), since the network fills the rims of large holes well and leaves their
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
-from harness import score
+from harness import engine, score
 
 from mixtask.apply.usermask import inpaint
-from mixtask.inference.translator import Translator
 
-translator = Translator.from_file(Path(sys.argv[1]))
-vector = translator.task_set.parse("inpaint")
+translator, vector = engine()
 
 
 def onion(rgb, mask, ring, colours=1, max_passes=12):
@@ -44,6 +39,5 @@ score(
         "onion8": lambda rgb, mask: onion(rgb, mask, 8),
         "onion4": lambda rgb, mask: onion(rgb, mask, 4),
         "onion8x2": lambda rgb, mask: onion(rgb, mask, 8, colours=2),
-    },
-    int(sys.argv[2]) if len(sys.argv) > 2 else 10,
+    }
 )
