@@ -141,7 +141,11 @@ def test_seg_l1_weight_scales_the_l1_on_seg_image_only(assets, tmp_path):
     out = tmp_path / "short"  # a probe's branch changes it on resume, and the weights record it
     train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
     train(resume_options(out, steps=3, seg_l1_weight=8.0), resume=True, quiet=True)
-    assert read_info(out / "weights.safetensors").provenance["seg_l1_weight"] == 8.0
+    provenance = read_info(out / "weights.safetensors").provenance
+    assert provenance["seg_l1_weight"] == 8.0
+    assert [session.get("seg_l1_weight") for session in provenance["sessions"]] == [1.0, 8.0]
+    with pytest.raises(MixtaskError, match="needs --seg-loss mask"):
+        check_options(replace(run.options, seg_loss="l2", seg_l1_weight=2.0))
 
 
 def test_compiled_steps_match_eager_ones(assets, tmp_path):

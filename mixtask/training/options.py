@@ -172,6 +172,7 @@ def check_options(options: TrainOptions) -> None:
         (options.seg_loss == "l2" or options.head == "gated", "--seg-loss mask needs --head gated"),
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (math.isfinite(options.seg_l1_weight) and options.seg_l1_weight >= 0, "--seg-l1-weight must be >= 0"),
+        (options.seg_l1_weight == 1 or options.seg_loss == "mask", "--seg-l1-weight needs --seg-loss mask"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (options.seg_photos is None or 0 <= options.seg_photos <= 1, "--seg-photos must be in [0, 1]"),
         (0 <= options.partial_strengths <= 1, "--partial-strengths must be in [0, 1]"),
@@ -255,9 +256,8 @@ def resume_options(
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
     (`partial_strengths`), a new weight of the styles' texture term (`style_texture`) or of seg's L1
-    (`seg_l1_weight`), a new `ema_decay` (turned
-    on here, the average starts from the weights at the resume) or, while the run is still in stage 1, a new end
-    of stage 1 (`stage1`)."""
+    (`seg_l1_weight`), a new `ema_decay` (turned on here, the average starts from the weights at the resume) or,
+    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)

@@ -50,10 +50,20 @@ def read_sessions(path: Path) -> list[dict]:
 
 def _session(record: dict) -> dict:
     """One start or resume record's facts, plus the crop size, learning rate, job weights, seg composites,
-    share of masked photos and share of batches at strengths below 1 it trained with (a resume can change them)."""
+    share of masked photos, share of batches at strengths below 1, texture weight and seg L1 weight it trained
+    with (a resume can change them)."""
     session = {key: record[key] for key in ("event", "step", "hardware", "command") if key in record}
     options = record.get("options", {})
-    keys = ("size", "lr", "job_weights", "composites", "seg_photos", "partial_strengths")
+    keys = (
+        "size",
+        "lr",
+        "job_weights",
+        "composites",
+        "seg_photos",
+        "partial_strengths",
+        "style_texture",
+        "seg_l1_weight",
+    )
     return session | {key: options[key] for key in keys if options.get(key) not in (None, "")}
 
 
