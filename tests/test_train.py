@@ -123,7 +123,7 @@ def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):
     assert float(terms["total"]) == pytest.approx(0.01 + 2 * 0.1, rel=1e-4)
 
 
-def test_seg_l1_weight_scales_the_l1_on_seg_image_only(assets, tmp_path):
+def test_seg_l1_weight_scales_the_l1_on_seg_image(assets, tmp_path):
     from mixtask.training.options import resume_options
     from mixtask.training.step import job_losses
 

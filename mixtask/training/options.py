@@ -274,26 +274,12 @@ def resume_options(
                 f"{stage1_steps(options)}; stage 1's end can only move while the run is in it, and not before its step"
             )
         options = replace(options, stage1_steps=stage1)
-    if size is not None:
-        options = replace(options, size=size)
-    if lr is not None:
-        options = replace(options, lr=lr)
-    if job_weights is not None:
-        options = replace(options, job_weights=job_weights)
-    if compile is not None:
-        options = replace(options, compile=compile)
-    if composites is not None:
-        options = replace(options, composites=composites)
-    if seg_photos is not None:
-        options = replace(options, seg_photos=seg_photos)
-    if partial_strengths is not None:
-        options = replace(options, partial_strengths=partial_strengths)
-    if ema_decay is not None:
-        options = replace(options, ema_decay=ema_decay)
-    if style_texture is not None:
-        options = replace(options, style_texture=style_texture)
-    if seg_l1_weight is not None:
-        options = replace(options, seg_l1_weight=seg_l1_weight)
+    changed = {
+        "size": size, "lr": lr, "job_weights": job_weights, "compile": compile, "composites": composites,
+        "seg_photos": seg_photos, "partial_strengths": partial_strengths, "ema_decay": ema_decay,
+        "style_texture": style_texture, "seg_l1_weight": seg_l1_weight,
+    }  # fmt: skip
+    options = replace(options, **{name: value for name, value in changed.items() if value is not None})
     check_options(options)
     return options
 
