@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from harness import bare_model, engine, generated_colours, score
-
-from mixtask.apply.usermask import inpaint
+from harness import bare_model, engine, generated_colours, inpaint, score
 
 translator, vector = engine()
 model, condition = bare_model()

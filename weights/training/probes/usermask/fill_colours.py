@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from harness import engine, score
+from harness import engine, inpaint, score
 from PIL import Image
-
-from mixtask.apply.usermask import inpaint
 
 translator, vector = engine()
 

@@ -5,9 +5,7 @@ random colour (gen1) or four with their fills averaged (gen4), against `apply --
 from __future__ import annotations
 
 import numpy as np
-from harness import bare_model, engine, generated_colours, score
-
-from mixtask.apply.usermask import inpaint
+from harness import bare_model, engine, generated_colours, inpaint, score
 
 translator, vector = engine()
 model, condition = bare_model()

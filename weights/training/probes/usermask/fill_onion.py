@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from harness import engine, score
-
-from mixtask.apply.usermask import inpaint
+from harness import engine, inpaint, score
 
 translator, vector = engine()
 

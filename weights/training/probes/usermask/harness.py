@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, "benchmarks")
 from inpaint_mask import hole_psnr, shrunk
 
+from mixtask.apply.usermask import network_fill
 from mixtask.data.damage import damage
 from mixtask.evaluation.run import load_model
 from mixtask.images import INPUT_EXTENSIONS, load_image
@@ -31,6 +32,12 @@ def engine() -> tuple[Translator, tuple[float, ...]]:
     """The weights named on the command line, as `apply --mask` runs them, and inpaint's task vector."""
     translator = Translator.from_file(Path(sys.argv[1]))
     return translator, translator.task_set.parse("inpaint")
+
+
+def inpaint(translator: Translator, rgb: np.ndarray, mask: np.ndarray, vector) -> np.ndarray:
+    """`apply --mask`'s path as the thirteenth session's probes knew it: the network's averaged fill in the holes,
+    before the Poisson blend that the fourteenth session added (`fill_poisson.py`)."""
+    return np.where(mask[..., None], network_fill(translator, rgb, mask, vector), rgb)
 
 
 def bare_model() -> tuple[torch.nn.Module, torch.Tensor]:

@@ -1,0 +1,59 @@
+"""Variants of the Poisson blend of `apply --mask`, on every val photo (fourteenth session).
+
+The network's averaged fills (`network_fill`) are computed once per photo and cached in /tmp; each variant
+then only re-blends them. Variants: the blend as shipped (the correction added in full), a fraction of the
+correction, and the membrane fill alone (no network) for reference, beside OpenCV Telea.
+Run from the repository root: python weights/training/probes/usermask/blend_variants.py WEIGHTS [PHOTOS]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from fill_harmonic import membrane
+from harness import SIDE, engine, hole_psnr, shrunk, val_photos
+
+from mixtask.apply.blending import poisson_blend
+from mixtask.apply.usermask import network_fill
+from mixtask.data.damage import damage
+from mixtask.images import load_image
+
+torch.set_num_threads(1)
+translator, vector = engine()
+cache = Path("/tmp/mixtask-fill-cache")
+cache.mkdir(exist_ok=True)
+limit = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+
+
+def partial(known, fill, mask, fraction):
+    full = poisson_blend(known, fill, mask).astype(np.float32)
+    return np.rint(fill + fraction * (full - fill)).astype(np.uint8)
+
+
+variants = {
+    "fill": lambda known, fill, mask: np.where(mask[..., None], fill, known),
+    "blend": poisson_blend,
+    "blend 0.5": lambda k, f, m: np.where(m[..., None], partial(k, f, m, 0.5), k),
+    "blend 0.75": lambda k, f, m: np.where(m[..., None], partial(k, f, m, 0.75), k),
+    "membrane": lambda known, fill, mask: membrane(known, mask),
+}
+scores = {name: [] for name in [*variants, "telea"]}
+for seed, path in enumerate(val_photos(limit)):
+    clean = shrunk(load_image(path).rgb, SIDE)
+    damaged, holes = damage(clean, ("inpaint",), seed)
+    holes = holes > 127
+    cached = cache / f"{path.stem}.npy"
+    if not cached.exists():
+        np.save(cached, network_fill(translator, damaged, holes, vector))
+    fill = np.load(cached)
+    for name, method in variants.items():
+        scores[name].append(hole_psnr(method(damaged, fill, holes), clean, holes))
+    telea = cv2.inpaint(damaged, holes.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    scores["telea"].append(hole_psnr(telea, clean, holes))
+    print(path.name[:30], " ".join(f"{k} {v[-1]:.2f}" for k, v in scores.items()), flush=True)
+print("MEAN", " ".join(f"{k} {np.mean(v):.2f}" for k, v in scores.items()))
+print("WINS vs telea", " ".join(f"{k} {sum(a >= b for a, b in zip(v, scores['telea']))}" for k, v in scores.items()))
