@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mixtask.apply.blending import poisson_blend
 from mixtask.apply.usermask import FILL_PASSES, network_fill
 from mixtask.data.damage import damage
 from mixtask.images import INPUT_EXTENSIONS, load_image
+from mixtask.inference.blending import poisson_blend
 from mixtask.inference.translator import Translator
 
 

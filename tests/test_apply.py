@@ -397,7 +397,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_not_replaced(run, tmp_pa
         return translate(*args, **kwargs)
 
     monkeypatch.setattr(TaskVector, "run", racing)
-    result = run(source, "--task", "denoise", "-o", target)
+    result = run(source, "--task", "style1", "-o", target)
     assert result.exit_code == 1 and "another run wrote it meanwhile" in result.output
     assert target.read_bytes() == b"the other run's output"
     assert sorted(p.name for p in folder.iterdir()) == ["in.png", "out.png"]  # no temporary file left

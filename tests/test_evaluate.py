@@ -268,3 +268,20 @@ def test_seg_gets_the_alpha_cutouts_iou_and_a_seg_mix_its_read_back_ceiling(
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
     assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
     assert all(ALPHA_ROW not in g["rows"] for g in json.loads(out.read_text())["groups"])
+
+
+def test_a_restoration_gets_the_row_of_its_blended_output(tiny_weights, data_root, tmp_path, monkeypatch):
+    """The gate (1 on the left half, 0 on the right, black generated colours) marks the right half generated:
+    `apply` blends it into the left half's pixels, which beats black; a head without a gate has no such row."""
+    from mixtask.evaluation.groups import BLENDED_ROW
+
+    monkeypatch.setattr(evaluate, "load_model", lambda path: (LeftHalfGateModel(), read_info(path)))
+    out = tmp_path / "blend.json"
+    only = ("--only", "inpaint,denoise")
+    assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
+    groups = {g["name"]: g["rows"] for g in json.loads(out.read_text())["groups"]}
+    for task in ("inpaint", "denoise"):
+        assert groups[task][BLENDED_ROW]["psnr"] > groups[task]["model"]["psnr"] + 3, task
+    monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
+    assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
+    assert all(BLENDED_ROW not in g["rows"] for g in json.loads(out.read_text())["groups"])

@@ -119,38 +119,3 @@ def test_bad_masks_and_tasks_are_one_line_errors(tiny_weights, photo, tmp_path, 
 def test_plan_refuses_a_mask_without_inpaint():
     with pytest.raises(Exception, match="inpaint alone"):
         plan_user_mask(Path("x.png"), DEFAULT_TASK_SET, DEFAULT_TASK_SET.vector({"seg": 1.0}))
-
-
-def test_poisson_blend_meets_the_rim_and_keeps_every_other_pixel():
-    from mixtask.apply.blending import poisson_blend
-
-    rows, cols = np.mgrid[0:48, 0:64]
-    ramp = np.stack([rows * 3, cols * 2, 200 - rows * 2], axis=2).astype(np.uint8)  # linear: its own harmonic fill
-    mask = np.zeros((48, 64), dtype=bool)
-    mask[10:30, 3:25] = True
-    mask[2:46, 40:62] = True  # a large one: the coarse-to-fine solve must reach its middle
-    flat = np.full_like(ramp, 90)  # a fill with no gradient and the wrong level: the blend brings back the ramp
-    blended = poisson_blend(ramp, flat, mask)
-    np.testing.assert_array_equal(blended[~mask], ramp[~mask])
-    assert np.abs(blended.astype(int) - ramp.astype(int))[mask].max() <= 2
-    tinted = ramp + 40  # the right texture, tinted: the tint goes, up to the ramp's step across the rim (3), which
-    # the blend takes from the known pixel and not from the fill
-    assert np.abs(poisson_blend(ramp, tinted, mask).astype(int) - ramp.astype(int))[mask].max() <= 3
-
-
-def test_poisson_blend_at_the_image_edge_keeps_the_known_pixels():
-    from mixtask.apply.blending import poisson_blend
-
-    mask = np.zeros(RGB.shape[:2], dtype=bool)
-    mask[:, :10] = True  # no rim on the image's side: the correction's slope is 0 across the edge
-    blended = poisson_blend(RGB, np.zeros_like(RGB), mask)
-    np.testing.assert_array_equal(blended[~mask], RGB[~mask])
-    assert blended[mask].mean() > 60  # lifted from black towards the known pixels beside it (mean about 127)
-
-
-def test_poisson_blend_without_a_rim_keeps_the_fill():
-    from mixtask.apply.blending import poisson_blend
-
-    fill = np.full(RGB.shape, 77, dtype=np.uint8)
-    np.testing.assert_array_equal(poisson_blend(RGB, fill, np.ones(RGB.shape[:2], bool)), fill)
-    np.testing.assert_array_equal(poisson_blend(RGB, fill, np.zeros(RGB.shape[:2], bool)), RGB)

@@ -7,7 +7,7 @@
   network learnt to see as "missing"), the network fills them, and every pixel outside the mask is the input's,
   bit for bit (`mixtask damage --mask` writes masks in this convention: they round-trip).
 - The fill colour changes the result a little, so FILL_PASSES seeded colours are run and their fills averaged.
-- The averaged fill is Poisson-blended into the known pixels around each hole (`mixtask.apply.blending`): its
+- The averaged fill is Poisson-blended into the known pixels around each hole (`mixtask.inference.blending`): its
   gradients kept, its values made to meet the hole's rim. The network's fill leans towards the colour its hole
   was given and steps at the rim; the blend removes both (+1.2 dB inside the holes on the val photos).
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mixtask.apply.blending import poisson_blend
 from mixtask.errors import MixtaskError
+from mixtask.inference.blending import poisson_blend
 from mixtask.tasks import TaskSet
 
 if TYPE_CHECKING:  # numpy is imported where a mask is used: the CLI's help stays fast

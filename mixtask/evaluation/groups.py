@@ -18,6 +18,7 @@ from mixtask.tasks import Task
 
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the gated head's gate instead of the output
+BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.blend_generated`
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"
 MIX_TEACHER_NOTE = "mix targets: their style part is rendered by the Magenta style teacher"
 
@@ -91,14 +92,25 @@ def restoration_groups(ctx: Context, task: Task) -> list[Group]:
 
     clean = ctx.samples.clean
     damaged, mask = ctx.damaged(task)
-    rows = {
-        "model": pixel_metrics(ctx.translate(damaged, {task.name: 1.0}), clean, mask),
-        "identity": pixel_metrics(damaged, clean, mask),
-    }
+    output = ctx.translate(damaged, {task.name: 1.0})
+    rows = {"model": pixel_metrics(output, clean, mask)}
+    gate = ctx.gate(damaged, {task.name: 1.0})
+    if gate is not None:
+        rows[BLENDED_ROW] = pixel_metrics(_blended(output, gate), clean, mask)
+    rows["identity"] = pixel_metrics(damaged, clean, mask)
     baselines = {name: pixel_metrics(fn(damaged, mask), clean, mask) for name, fn in BASELINES[task.kind].items()}
     best = max(baselines, key=lambda name: baselines[name]["psnr"]) if baselines else None
     source = f"clean crops with {'holes' if task.kind == 'inpaint' else 'scratches'}"
     return [Group(task.name, task.kind, source, len(clean), {**rows, **baselines}, list(baselines), best)]
+
+
+def _blended(output: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """The outputs (B, 3, H, W) in [0, 1] as `apply` writes them: 8-bit, blended where the gate says generated."""
+    from mixtask.inference.blending import blend_generated
+
+    images = (output * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    finished = [torch.from_numpy(blend_generated(image, g[0].numpy())) for image, g in zip(images, gate, strict=True)]
+    return torch.stack(finished).permute(0, 3, 1, 2).float() / 255
 
 
 def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.Tensor, masks: torch.Tensor):

@@ -503,6 +503,28 @@ class Translator:
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
     @torch.inference_mode()
+    def translate_with_gate(self, rgb: np.ndarray, vector) -> tuple[np.ndarray, np.ndarray | None]:
+        """`translate_array`'s output and the gated head's gate, (H, W) float32 in [0, 1], from the same pass
+        (None for the rgb head). An image streamed in tiles takes its gate from `gate_array`'s one pass."""
+        import torch.nn.functional as F
+
+        from mixtask.nets.film import recording_gates
+
+        height, width = rgb.shape[:2]
+        if self.enlargement(height, width) == 1 and self._tiled(height, width):
+            return self.translate_array(rgb, vector), self.gate_array(rgb, vector)
+        with recording_gates() as gates:
+            output = self.translate_array(rgb, vector)
+        if not gates:
+            return output, None
+        scale = self.enlargement(height, width)  # the size the network ran at (its input padded beyond it)
+        ran = (round(height * scale), round(width * scale)) if scale > 1 else (height, width)
+        gate = torch.sigmoid(gates[-1].float())[..., : ran[0], : ran[1]].cpu()
+        if ran != (height, width):
+            gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)  # as gate_array
+        return output, np.ascontiguousarray(gate[0, 0].clamp_(0, 1).numpy())
+
+    @torch.inference_mode()
     def gate_array(self, rgb: np.ndarray, vector, max_side: int = 1024) -> np.ndarray | None:
         """The gated head's gate, sigmoid of its logit, as (H, W) float32 in [0, 1] (None for the rgb head).
 

@@ -1,8 +1,7 @@
-"""Variants of the Poisson blend of `apply --mask`, on every val photo (fourteenth session).
-
-The network's averaged fills (`network_fill`) are computed once per photo and cached in /tmp; each variant
-then only re-blends them. Variants: the blend as shipped (the correction added in full), a fraction of the
-correction, and the membrane fill alone (no network) for reference, beside OpenCV Telea.
+"""Variants of the Poisson blend of `apply --mask`, on every val photo (fourteenth session).  The network's averaged
+fills (`network_fill`) are computed once per photo and cached in /tmp; each variant then only re-blends them.
+Variants: the blend as shipped (the correction added in full; 200 Jacobi sweeps a level, or 50 or 25), a fraction of
+the correction, and the membrane fill alone (no network) for reference, beside OpenCV Telea.
 Run from the repository root: python weights/training/probes/usermask/blend_variants.py WEIGHTS [PHOTOS]
 """
 
@@ -17,16 +16,25 @@ import torch
 from fill_harmonic import membrane
 from harness import SIDE, engine, hole_psnr, shrunk, val_photos
 
-from mixtask.apply.blending import poisson_blend
 from mixtask.apply.usermask import network_fill
 from mixtask.data.damage import damage
 from mixtask.images import load_image
+from mixtask.inference import blending
+from mixtask.inference.blending import poisson_blend
 
 torch.set_num_threads(1)
 translator, vector = engine()
 cache = Path("/tmp/mixtask-fill-cache")
 cache.mkdir(exist_ok=True)
 limit = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+
+
+def swept(known, fill, mask, sweeps):
+    blending.SWEEPS, kept = sweeps, blending.SWEEPS
+    try:
+        return poisson_blend(known, fill, mask)
+    finally:
+        blending.SWEEPS = kept
 
 
 def partial(known, fill, mask, fraction):
@@ -37,6 +45,8 @@ def partial(known, fill, mask, fraction):
 variants = {
     "fill": lambda known, fill, mask: np.where(mask[..., None], fill, known),
     "blend": poisson_blend,
+    "blend 50 sweeps": lambda k, f, m: swept(k, f, m, 50),
+    "blend 25 sweeps": lambda k, f, m: swept(k, f, m, 25),
     "blend 0.5": lambda k, f, m: np.where(m[..., None], partial(k, f, m, 0.5), k),
     "blend 0.75": lambda k, f, m: np.where(m[..., None], partial(k, f, m, 0.75), k),
     "membrane": lambda known, fill, mask: membrane(known, mask),
