@@ -51,6 +51,13 @@ def decoded(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def alpha_of(translator, rgb: np.ndarray) -> np.ndarray:
+    """The cut-out's mask: seg's gate averaged with the mirrored image's, mirrored back."""
+    vector = DEFAULT_TASK_SET.vector({"seg": 1.0})
+    gate = translator.gate_array(rgb, vector, max_side=MASK_SIDE)
+    return (gate + translator.gate_array(np.ascontiguousarray(rgb[:, ::-1]), vector, max_side=MASK_SIDE)[:, ::-1]) / 2
+
+
 def premultiplied(colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.rint(colours.astype(np.float32) * mask[..., None]).astype(np.uint8)
 
@@ -61,9 +68,10 @@ def test_seg_gives_the_photo_with_the_gate_as_alpha_by_default(tiny_weights, pho
     out = Image.open(tmp_path / "out" / "photo.png")  # JPEG cannot hold alpha: PNG
     assert out.mode == "RGBA" and out.size == (56, 40)
     rgba = np.asarray(out)
-    vector = DEFAULT_TASK_SET.vector({"seg": 1.0})
-    gate = translator.gate_array(decoded(photo), vector, max_side=MASK_SIDE)
+    gate = alpha_of(translator, decoded(photo))
     np.testing.assert_array_equal(rgba[..., 3], np.rint(gate * 255).astype(np.uint8))
+    one_way = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
+    assert np.abs(gate - one_way).max() > 0.01  # the mirrored pass counts
     # rembg's colours: the input's times the mask, so dropping the alpha leaves the object on black
     np.testing.assert_array_equal(rgba[..., :3], premultiplied(decoded(photo), gate))
     assert 0 < gate.min() < gate.max() < 1 and gate.max() - gate.min() > 0.1  # a soft mask, not a constant
@@ -84,7 +92,7 @@ def test_black_is_the_networks_own_output_and_mask_the_alpha_alone(tiny_weights,
 def test_a_mix_with_seg_is_the_rest_of_the_mix_on_a_transparent_background(tiny_weights, photo, translator, tmp_path):
     assert apply(tiny_weights, photo, "-t", "seg=1,style1=1", "-o", tmp_path / "mix.png").exit_code == 0
     rgba = np.asarray(Image.open(tmp_path / "mix.png"))
-    alone = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
+    alone = alpha_of(translator, decoded(photo))
     styled = translator.translate_array(decoded(photo), "style1")
     np.testing.assert_array_equal(rgba[..., :3], premultiplied(styled, alone))
     np.testing.assert_array_equal(rgba[..., 3], np.rint(alone * 255).astype(np.uint8))
@@ -95,7 +103,7 @@ def test_bgcolor_composites_the_cutout(tiny_weights, photo, translator, tmp_path
     assert Image.open(tmp_path / "red.jpg").mode == "RGB"  # opaque: JPEG is fine
     assert apply(tiny_weights, photo, "-t", "seg", "--bgcolor", "0,0,255,128", "-o", tmp_path / "t.png").exit_code == 0
     rgba = np.asarray(Image.open(tmp_path / "t.png"))
-    mask = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
+    mask = alpha_of(translator, decoded(photo))
     assert rgba.shape[2] == 4 and rgba[..., 3].min() >= 127  # at least the background's own opacity
     expected_rgb, expected_alpha, _ = on_background(decoded(photo), mask, (0, 0, 255, 128))
     np.testing.assert_array_equal(rgba[..., 3], expected_alpha)

@@ -68,14 +68,17 @@ class IdentityModel(TaskNet):
 
 
 class LeftHalfGateModel(TaskNet):
-    """A gated head whose gate is 1 on the left half of every image and 0 on the right, black generated colours."""
+    """A gated head whose gate is 1 on the left half of every image (or `LEFT` of its width) and 0 on the right,
+    black generated colours."""
+
+    LEFT = 0.5
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         from mixtask.nets.film import apply_gated_head, input_stats
 
         raw = torch.zeros(x.shape[0], 5, *x.shape[-2:])
         raw[:, 3] = -10.0
-        raw[:, 3, :, : x.shape[-1] // 2] = 10.0
+        raw[:, 3, :, : round(x.shape[-1] * self.LEFT)] = 10.0
         raw[:, 4] = -10.0  # blend 0: the colours (0) are absolute
         return apply_gated_head(raw, x, *input_stats(x))
 
@@ -249,21 +252,23 @@ def test_without_the_salient_object_teacher_eval_says_so_and_has_no_row(tiny_wei
 def test_seg_gets_the_alpha_cutouts_iou_and_a_seg_mix_its_read_back_ceiling(
     tiny_weights, data_root, tmp_path, monkeypatch
 ):
-    """The alpha row reads the gate (here the left half) at one half; a head without a gate has no such row. The
-    denoise+seg mix's target is seg's (x * mask of the clean composites), so their ceilings are the same."""
+    """The alpha row reads the cut-out's alpha at one half: the gate (here 1 on the left three quarters) averaged
+    with the mirrored image's, so 1 on the middle half and 0.5 beside it; a head without a gate has no such row.
+    The denoise+seg mix's target is seg's (x * mask of the clean composites), so their ceilings are the same."""
     from mixtask.evaluation.groups import ALPHA_ROW
     from mixtask.evaluation.inputs import make_samples
     from mixtask.evaluation.metrics import iou
 
+    monkeypatch.setattr(LeftHalfGateModel, "LEFT", 0.75)
     monkeypatch.setattr(evaluate, "load_model", lambda path: (LeftHalfGateModel(), read_info(path)))
     out = tmp_path / "gate.json"
     only = ("--only", "seg,denoise+seg")
     assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
     groups = {g["name"]: g["rows"] for g in json.loads(out.read_text())["groups"]}
     _, masks = make_samples(EvalOptions(data_root, tiny_weights, size=32, count=3), []).composites
-    left = torch.zeros_like(masks, dtype=torch.bool)
-    left[..., :16] = True
-    assert groups["seg composites"][ALPHA_ROW]["iou"] == pytest.approx(float(iou(left, masks > 0.5).mean()), abs=1e-6)
+    middle = torch.zeros_like(masks, dtype=torch.bool)
+    middle[..., 8:24] = True
+    assert groups["seg composites"][ALPHA_ROW]["iou"] == pytest.approx(float(iou(middle, masks > 0.5).mean()), abs=1e-6)
     assert groups["denoise+seg"]["read-back ceiling"] == groups["seg composites"]["read-back ceiling"]
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
     assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0

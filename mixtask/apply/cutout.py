@@ -9,8 +9,11 @@
 `--bgcolor R,G,B[,A]` puts the alpha cut-out on that colour (opaque without A).
 
 The mask is the network's own: for the gated head (the shipped default) the gate of seg alone at the
-vector's seg strength (`Translator.gate_array`); for the paper's rgb head, which has no gate, the seg
-output's brightest channel, scaled so that the eval's read-out threshold (0.1) becomes one half.
+vector's seg strength (`Translator.gate_array`), averaged with the gate of the mirrored image mirrored back
+(a test-time flip: on the 48 val samples of the model card the alpha's IoU at one half rose from 0.603 to 0.618
+on composites and from 0.641 to 0.657 on photos; weights/training/probes/segtta/); for the paper's rgb head,
+which has no gate, the seg output's brightest channel, scaled so that the eval's read-out threshold (0.1)
+becomes one half.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def object_mask(translator, rgb: np.ndarray, cutout: Cutout, vector: tuple[float
 
     gate = translator.gate_array(rgb, alone, max_side=MASK_SIDE)
     if gate is not None:
-        return gate
+        mirrored = translator.gate_array(np.ascontiguousarray(rgb[:, ::-1]), alone, max_side=MASK_SIDE)
+        return (gate + mirrored[:, ::-1]) / 2
     output = translator.translate_array(rgb, alone).astype(np.float32) / 255
     return np.clip(output.max(axis=2) / (2 * FOREGROUND_THRESHOLD), 0, 1)
 

@@ -17,7 +17,7 @@ from mixtask.evaluation.inputs import Context, StyleReference
 from mixtask.tasks import Task
 
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the gated head's gate instead of the output
+ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the cut-out's alpha (the gate, flip-averaged) instead
 BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.blend_generated`
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"
 MIX_TEACHER_NOTE = "mix targets: their style part is rendered by the Magenta style teacher"
@@ -121,8 +121,9 @@ def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.T
         "read-back ceiling": _means({"iou": metrics.iou(metrics.foreground(target), truth)}),
     }
     gate = ctx.gate(images, {task.name: 1.0})
-    if gate is not None:  # the gated head's mask as `apply --cutout alpha` writes it, read at one half
-        rows[ALPHA_ROW] = _means({"iou": metrics.iou(gate > 0.5, truth)})
+    if gate is not None:  # the gated head's mask as `apply --cutout alpha` writes it (flip-averaged), at one half
+        alpha = (gate + ctx.gate(images.flip(-1), {task.name: 1.0}).flip(-1)) / 2
+        rows[ALPHA_ROW] = _means({"iou": metrics.iou(alpha > 0.5, truth)})
     if ctx.saliency is not None:  # the salient-object teacher's cut-out, read out by the same rule as the model's
         rows["U2-Net-p teacher"] = seg_metrics(images * ctx.saliency(images), target, truth)
     return Group(name, task.kind, source, len(images), rows)

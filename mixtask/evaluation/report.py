@@ -27,13 +27,12 @@ STYLE_COLUMNS = {
 PIXEL_CAPTION = (
     "PSNR dB vs target (100 = identical); PSNR dmg: holes / scratch pixels only; MSE-IN: ImageNet-normalised "
     "(paper Table 3); IoU: object read from the output (max channel > {threshold}); read-back ceiling: the same "
-    "rule on the target; model alpha > 0.5: the object read from the gated head's gate instead (the alpha of "
-    "`apply --cutout alpha`); model, blended (apply): the restoration as `mixtask apply` writes it, its generated "
-    "pixels Poisson-blended into the pixels around them; U2-Net-p teacher: rembg's salient-object net's cut-out, "
-    "the same rule; "
-    "L2 / members: a mix's L2 to its target over its members' largest single-task L2 "
-    "(restoration, seg and, where the style teacher runs, style members; issue bar <= 1.5); "
-    "of several classical baselines only the best by PSNR is shown"
+    "rule on the target; model alpha > 0.5: the object read from the gated head's gate instead, averaged with the"
+    " mirrored image's (the alpha of `apply --cutout alpha`); model, blended (apply): the restoration as `mixtask"
+    " apply` writes it, its generated pixels Poisson-blended into the pixels around them; U2-Net-p teacher: "
+    "rembg's salient-object net's cut-out, the same rule; L2 / members: a mix's L2 to its target over its "
+    "members' largest single-task L2 (restoration, seg and, where the style teacher runs, style members; issue "
+    "bar <= 1.5); of several classical baselines only the best by PSNR is shown"
 )
 STYLE_CAPTION = (
     "relative distances (0 = the style's Grams / the input's relu3_3); layout corr.: correlation of the 32x32 grey "
