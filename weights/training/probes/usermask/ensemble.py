@@ -6,31 +6,14 @@ Run from the repository root: python weights/training/probes/usermask/ensemble.p
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
-import torch
-from harness import SIDE, engine, hole_psnr, shrunk, val_photos
+from harness import cached, damaged_photos, engine, hole_psnr
 
 from mixtask.apply import usermask
-from mixtask.data.damage import damage
-from mixtask.images import load_image
 from mixtask.inference.blending import poisson_blend
 
-torch.set_num_threads(1)
 translator, vector = engine()
-cache = Path("/tmp/mixtask-fill-cache")
-cache.mkdir(exist_ok=True)
-limit = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-
-
-def cached(name: str, make, *args) -> np.ndarray:
-    path = cache / f"{name}.npy"
-    if not path.exists():
-        np.save(path, make(*args))
-    return np.load(path).astype(np.float32)
 
 
 def mirrored_fill(rgb, holes):
@@ -48,13 +31,10 @@ def fill_with(rgb, holes, seed):
 
 
 scores = {name: [] for name in ("4 colours", "8 colours", "4 + 4 mirrored", "telea")}
-for seed, path in enumerate(val_photos(limit)):
-    clean = shrunk(load_image(path).rgb, SIDE)
-    damaged, holes = damage(clean, ("inpaint",), seed)
-    holes = holes > 127
-    four = cached(path.stem, usermask.network_fill, translator, damaged, holes, vector)
-    other = cached(f"{path.stem}-seed1", fill_with, damaged, holes, 1)
-    mirror = cached(f"{path.stem}-mirrored", mirrored_fill, damaged, holes)
+for path, clean, damaged, holes in damaged_photos():
+    four = cached(path.stem, usermask.network_fill, translator, damaged, holes, vector).astype(np.float32)
+    other = cached(f"{path.stem}-seed1", fill_with, damaged, holes, 1).astype(np.float32)
+    mirror = cached(f"{path.stem}-mirrored", mirrored_fill, damaged, holes).astype(np.float32)
     for name, fill in (("4 colours", four), ("8 colours", (four + other) / 2), ("4 + 4 mirrored", (four + mirror) / 2)):
         blended = poisson_blend(damaged, np.rint(fill).astype(np.uint8), holes)
         scores[name].append(hole_psnr(blended, clean, holes))

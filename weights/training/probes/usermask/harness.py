@@ -57,6 +57,25 @@ def generated_colours(model: torch.nn.Module, condition: torch.Tensor, prepared:
     return ((y - gate * x) / (1 - gate).clamp_min(1e-3)).clamp(0, 1)[0].permute(1, 2, 0).numpy()
 
 
+def cached(name: str, make, *args) -> np.ndarray:
+    """make(*args), an array kept in /tmp/mixtask-fill-cache under `name` (the network's fills, run once)."""
+    path = Path("/tmp/mixtask-fill-cache") / f"{name}.npy"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        np.save(path, make(*args))
+    return np.load(path)
+
+
+def damaged_photos():
+    """(name, clean, damaged, holes) for the first PHOTOS val photos (argv[2], all by default) at SIDE px, with the
+    training holes seeded by the photo's index."""
+    torch.set_num_threads(1)
+    for seed, path in enumerate(val_photos(int(sys.argv[2]) if len(sys.argv) > 2 else 1000)):
+        clean = shrunk(load_image(path).rgb, SIDE)
+        damaged, mask = damage(clean, ("inpaint",), seed)
+        yield path, clean, damaged, mask > 127
+
+
 def val_photos(limit: int) -> list[Path]:
     folder = Path("../shared/data/photos/val")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in INPUT_EXTENSIONS)[:limit]
