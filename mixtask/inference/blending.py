@@ -126,5 +126,4 @@ def _harmonic(values: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
         inner.copy_(torch.where(free, around, values))
         padded[..., 0, :], padded[..., -1, :] = padded[..., 1, :], padded[..., -2, :]  # replicate the edges
         padded[..., :, 0], padded[..., :, -1] = padded[..., :, 1], padded[..., :, -2]
-    x = inner
-    return x
+    return inner
