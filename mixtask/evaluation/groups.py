@@ -107,10 +107,10 @@ def restoration_groups(ctx: Context, task: Task) -> list[Group]:
 def _blended(output: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     """The outputs (B, 3, H, W) in [0, 1] as `apply` writes them: 8-bit, blended where the gate says generated."""
     from mixtask.inference.blending import blend_generated
+    from mixtask.tensors import from_uint8, to_array
 
-    images = (output * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    finished = [torch.from_numpy(blend_generated(image, g[0].numpy())) for image, g in zip(images, gate, strict=True)]
-    return torch.stack(finished).permute(0, 3, 1, 2).float() / 255
+    finished = [blend_generated(to_array(y), g[0].numpy()) for y, g in zip(output, gate, strict=True)]
+    return torch.stack([from_uint8(image) for image in finished])
 
 
 def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.Tensor, masks: torch.Tensor):

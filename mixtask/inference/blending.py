@@ -76,16 +76,13 @@ def poisson_blend(known: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.n
 
 
 def _blend_box(known: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    import numpy as np
     import torch
     import torch.nn.functional as F
 
     from mixtask.inference import devices
+    from mixtask.tensors import from_uint8
 
-    def tensor(array):
-        return torch.from_numpy(np.array(array, dtype=np.float32)).permute(2, 0, 1)[None] / 255  # a copy
-
-    known_t, fill_t = tensor(known), tensor(fill)
+    known_t, fill_t = from_uint8(known)[None], from_uint8(fill)[None]
     hole = torch.tensor(mask, dtype=torch.float32)[None, None]
     cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
     neighbours = F.conv2d(F.pad(hole, (1, 1, 1, 1)), cross[None, None])  # hole neighbours of each pixel

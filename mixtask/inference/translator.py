@@ -60,9 +60,14 @@ ENLARGE_MAX_ASPECT = 4
 Stats = list  # per norm layer, in order: (mean, var), each (B or 1, C) fp32
 
 
+def enlarged_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The size an image of this size is enlarged to by `enlarged`."""
+    return round(height * scale), round(width * scale)
+
+
 def enlarged(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Float images (B, 3, H, W) in [0, 1], enlarged `scale` times (bicubic, clamped back to [0, 1])."""
-    size = (round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+    size = enlarged_size(x.shape[-2], x.shape[-1], scale)
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
 
 
@@ -511,14 +516,14 @@ class Translator:
         from mixtask.nets.film import recording_gates
 
         height, width = rgb.shape[:2]
-        if self.enlargement(height, width) == 1 and self._tiled(height, width):
+        scale = self.enlargement(height, width)
+        if scale == 1 and self._tiled(height, width):
             return self.translate_array(rgb, vector), self.gate_array(rgb, vector)
         with recording_gates() as gates:
             output = self.translate_array(rgb, vector)
         if not gates:
             return output, None
-        scale = self.enlargement(height, width)  # the size the network ran at (its input padded beyond it)
-        ran = (round(height * scale), round(width * scale)) if scale > 1 else (height, width)
+        ran = enlarged_size(height, width, scale)  # the size the network ran at (its input padded beyond it)
         gate = torch.sigmoid(gates[-1].float())[..., : ran[0], : ran[1]].cpu()
         if ran != (height, width):
             gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)  # as gate_array
