@@ -162,6 +162,32 @@ def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_
     assert stand_in_teacher.calls == rendered  # the second run reads the cache
 
 
+def test_mix_l1_weight_adds_an_l1_to_the_seg_mixes_targets_alone(assets, tmp_path, stand_in_teacher):
+    from mixtask.training.batches import add_synthesized_target
+    from mixtask.training.options import check_options, resume_options
+    from mixtask.training.step import job_losses
+
+    options = tiny_options(assets, tmp_path / "run", style_loss="teacher", seg_loss="mask", stage1_steps=0,
+                           mixes=("seg+style1", "denoise+style1"), mix_l1_weight=3.0)  # fmt: skip
+    run = setup_run(options, no_ddp())
+    jobs = {job.name: job for job in run.plan.jobs(2)}
+    for name, has_l1 in (("seg+style1", True), ("denoise+style1", False)):
+        batch = add_synthesized_target(run, jobs[name], prepare(run, jobs[name]))
+        terms, _ = job_losses(run, jobs[name], batch.target + 0.1, batch)
+        assert (f"{name}.l1" in terms) == has_l1
+        assert float(terms["total"]) == pytest.approx(0.01 + (3 * 0.1 if has_l1 else 0), rel=1e-4)
+    with pytest.raises(MixtaskError, match="--mix-l1-weight must be >= 0"):
+        check_options(replace(options, mix_l1_weight=-1.0))
+    with pytest.raises(MixtaskError, match="--mix-l1-weight needs --mix-method 3"):
+        check_options(replace(options, mix_method=1))
+    out = tmp_path / "short"  # a probe's branch turns it on at a resume, and the weights record it
+    train(replace(options, mix_l1_weight=0.0, out=str(out), steps=2), quiet=True)
+    train(resume_options(out, steps=3, mix_l1_weight=8.0), resume=True, quiet=True)
+    provenance = load_weights(out / "weights.safetensors")[1].provenance
+    assert provenance["mix_l1_weight"] == 8.0
+    assert [session.get("mix_l1_weight") for session in provenance["sessions"]] == [0.0, 8.0]
+
+
 def test_a_style_below_full_strength_aims_at_the_blend_of_photo_and_rendering(assets, tmp_path, stand_in_teacher):
     from mixtask.training.step import draw_partial_strengths, partial_strength_losses, target_image
 

@@ -52,6 +52,11 @@ SEG_L1_HELP = (
     "--seg-loss mask: weight of the L1 on seg's image (the L2's is 1); it pulls each pixel to the median of what it "
     "may be, the object or black, where BCE keeps the gate a probability; with --resume from here on.  \\[default: 1]"
 )
+MIX_L1_HELP = (
+    "Method 3 mixes with seg (their background black): add this times an L1 to the synthesised target to the L2, "
+    "whose pull fades near black and leaves faint traces the read-out counts as object; with --resume from here "
+    "on.  \\[default: 0, off]"
+)
 COMPILE_HELP = "torch.compile the network: about 30 s once, then faster steps (same numerics; needs a C++ compiler)."
 CONTEXT_HELP = (
     "3x3 convs of a global-context branch at 1/32 of the image (film only; 0: none, the paper's network). "
@@ -142,6 +147,7 @@ def train_command(
         TrainOptions.mask_weight, "--mask-weight", help="--seg-loss mask: weight of BCE + Dice."
     ),
     seg_l1_weight: float = typer.Option(None, "--seg-l1-weight", help=SEG_L1_HELP, show_default=False),
+    mix_l1_weight: float = typer.Option(None, "--mix-l1-weight", help=MIX_L1_HELP, show_default=False),
     composites: Composites = typer.Option(None, "--composites", help=COMPOSITES_HELP, show_default=False),
     seg_photos: float = typer.Option(None, "--seg-photos", help=SEG_PHOTOS_HELP, show_default=False),
     partial_strengths: float = typer.Option(
@@ -200,12 +206,12 @@ def train_command(
         if data or out or style:
             raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
-                "--composites, --seg-photos, --partial-strengths, --style-texture, --seg-l1-weight, --ema-decay, "
-                "--stage1-steps"
+                "--composites, --seg-photos, --partial-strengths, --style-texture, --seg-l1-weight, --mix-l1-weight, "
+                "--ema-decay, --stage1-steps"
             )
         options = resume_options(
             resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay,
-            seg_photos, partial_strengths, style_texture, seg_l1_weight,
+            seg_photos, partial_strengths, style_texture, seg_l1_weight, mix_l1_weight,
         )  # fmt: skip
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
@@ -219,6 +225,7 @@ def train_command(
             style_weight=style_weight, tv_weight=tv_weight, adversarial_weight=adversarial_weight, width=width,
             style_loss=style_loss.value, seg_loss=seg_loss.value, mask_weight=mask_weight,
             seg_l1_weight=TrainOptions.seg_l1_weight if seg_l1_weight is None else seg_l1_weight,
+            mix_l1_weight=mix_l1_weight or 0.0,
             composites=composites.value if composites else TrainOptions.composites,
             seg_photos=seg_photos,
             partial_strengths=partial_strengths or 0.0,

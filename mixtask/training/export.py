@@ -65,6 +65,7 @@ def provenance(run: Run, stage: int) -> dict:
         "seg_loss": options.seg_loss,
         "mask_weight": options.mask_weight,
         "seg_l1_weight": options.seg_l1_weight,
+        "mix_l1_weight": options.mix_l1_weight,
         "composites": options.composites,
         "seg_photos": options.seg_photos,
         "partial_strengths": options.partial_strengths,

@@ -54,6 +54,7 @@ class TrainOptions:
     seg_loss: str = "mask"  # "mask": L2 + L1 on the image, BCE + Dice on the gated head's gate; "l2": the paper's
     mask_weight: float = 1.0  # --seg-loss mask: weight of BCE + Dice against the L2
     seg_l1_weight: float = 1.0  # --seg-loss mask: weight of the L1 on the image (its pull to black, to the median)
+    mix_l1_weight: float = 0.0  # Method 3 mixes with seg: an L1 to the synthesised target besides the L2, times this
     composites: str = "pasted"  # seg composites' backgrounds and labels (data.sampling.COMPOSITES)
     seg_photos: float | None = None  # share of seg's examples that are masked photos; None: data.sampling's default
     partial_strengths: float = 0.0  # share of single-task batches trained at strengths below 1 (training.step)
@@ -173,6 +174,8 @@ def check_options(options: TrainOptions) -> None:
         (math.isfinite(options.mask_weight) and options.mask_weight >= 0, "--mask-weight must be >= 0"),
         (math.isfinite(options.seg_l1_weight) and options.seg_l1_weight >= 0, "--seg-l1-weight must be >= 0"),
         (options.seg_l1_weight == 1 or options.seg_loss == "mask", "--seg-l1-weight needs --seg-loss mask"),
+        (math.isfinite(options.mix_l1_weight) and options.mix_l1_weight >= 0, "--mix-l1-weight must be >= 0"),
+        (options.mix_l1_weight == 0 or options.mix_method == 3, "--mix-l1-weight needs --mix-method 3"),
         (options.composites in COMPOSITES, f"--composites must be one of {', '.join(COMPOSITES)}"),
         (options.seg_photos is None or 0 <= options.seg_photos <= 1, "--seg-photos must be in [0, 1]"),
         (0 <= options.partial_strengths <= 1, "--partial-strengths must be in [0, 1]"),
@@ -251,13 +254,14 @@ def resume_options(
     partial_strengths: float | None = None,
     style_texture: float | None = None,
     seg_l1_weight: float | None = None,
+    mix_l1_weight: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
-    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`) or of seg's L1
-    (`seg_l1_weight`), a new `ema_decay` (turned on here, the average starts from the weights at the resume) or,
-    while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`), of seg's L1
+    (`seg_l1_weight`) or of the seg mixes' L1 (`mix_l1_weight`), a new `ema_decay` (turned on here, the average
+    starts from the weights at the resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)
@@ -277,7 +281,7 @@ def resume_options(
     changed = {
         "size": size, "lr": lr, "job_weights": job_weights, "compile": compile, "composites": composites,
         "seg_photos": seg_photos, "partial_strengths": partial_strengths, "ema_decay": ema_decay,
-        "style_texture": style_texture, "seg_l1_weight": seg_l1_weight,
+        "style_texture": style_texture, "seg_l1_weight": seg_l1_weight, "mix_l1_weight": mix_l1_weight,
     }  # fmt: skip
     options = replace(options, **{name: value for name, value in changed.items() if value is not None})
     check_options(options)

@@ -122,6 +122,19 @@ def target_image(run: Run, name: str, kind: str, batch: Batch) -> torch.Tensor:
     return batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
 
 
+def synthesized_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
+    """L2 to a target the batch holds (recon, Method 3's synthesised mixes, --synth pairs); a Method-3 mix with seg
+    adds --mix-l1-weight x L1: the L2's pull fades near its black background, whose faint traces the read-out
+    counts as object."""
+    from mixtask.training.losses import l1, l2
+
+    terms = {"total": l2(output, batch.target)}
+    if run.options.mix_l1_weight and job.source == "synthesized" and job.rule.needs_mask:
+        terms[f"{job.name}.l1"] = l1(output, batch.target)
+        terms["total"] = terms["total"] + run.options.mix_l1_weight * terms[f"{job.name}.l1"]
+    return terms
+
+
 def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
     """A batch below full strength: L2 + L1 to input + s (target - input), the blend a strength slider should show
     between identity (s = 0) and the task (s = 1)."""
@@ -136,12 +149,11 @@ def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Bat
 
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
-    from mixtask.training.losses import l2
 
     if batch.strengths is not None:
         return partial_strength_losses(run, job, output, batch), None
     if job.source != "members":
-        return {"total": l2(output, batch.target)}, None
+        return synthesized_losses(run, job, output, batch), None
     terms, disc_inputs = {}, None
     for name, kind in zip(job.rule.names, job.rule.kinds):
         member_terms, member_disc = member_loss(run, name, kind, output, batch, gate)
