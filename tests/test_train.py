@@ -392,6 +392,21 @@ def test_bad_job_weights_are_named(assets, tmp_path, text, message):
         train(tiny_options(assets, tmp_path / "run", job_weights=text), quiet=True)
 
 
+def test_a_run_past_stage1_may_zero_its_jobs_but_not_one_still_in_it(assets, tmp_path):
+    from mixtask.training.options import resume_options
+
+    out = tmp_path / "run"  # stage 1 ends at step 2: a probe's branch from step 3 trains the mix alone
+    train(tiny_options(assets, out, steps=3, stage1_steps=2, mixes=("denoise+style1",)), quiet=True)
+    mix_only = "recon=0,inpaint=0,denoise=0,seg=0,style1=0,denoise+style1=1"
+    train(resume_options(out, steps=5, job_weights=mix_only), resume=True, quiet=True)
+    assert logged_jobs(out)[3:] == ["denoise+style1"] * 2
+    early = tmp_path / "early"
+    train(tiny_options(assets, early, steps=4, stage1_steps=2, mixes=("denoise+style1",)), quiet=True,
+          callback=interrupt_at(1))  # fmt: skip
+    with pytest.raises(MixtaskError, match="every job of stage 1 has weight 0"):
+        train(resume_options(early, steps=5, job_weights=mix_only), resume=True, quiet=True)
+
+
 def test_job_weights_need_the_per_batch_schedule(assets, tmp_path):
     with pytest.raises(MixtaskError, match="--job-weights needs --schedule per-batch"):
         train(tiny_options(assets, tmp_path / "run", schedule="joint", job_weights="seg=2"), quiet=True)

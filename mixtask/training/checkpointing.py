@@ -5,6 +5,7 @@ from __future__ import annotations
 from mixtask.training import distributed as ddp
 from mixtask.training.checkpoint import capture_rng, restore_rng, save_checkpoint
 from mixtask.training.console import warn
+from mixtask.training.plan import check_stage_weights
 from mixtask.training.stages import frozen_copy
 from mixtask.training.state import Run
 
@@ -60,6 +61,7 @@ def restore(run: Run, state: dict) -> None:
     if state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])
     run.step, run.wall_seconds = state["step"], state["wall_seconds"]
+    check_stage_weights(run.plan, run.step)
     run.loss_scales = dict(state.get("loss_scales", {}))
     if run.weighting is not None and state.get("weighting") is not None:
         run.weighting.load_state_dict(state["weighting"])

@@ -92,7 +92,9 @@ class Plan:
         return tuple(labels)
 
 
-def build_plan(options: TrainOptions, folder_labels: tuple[str, ...] = ()) -> Plan:
+def build_plan(options: TrainOptions, folder_labels: tuple[str, ...] = (), start_step: int | None = 0) -> Plan:
+    """The run's plan, its --job-weights checked for the stages from `start_step` on (None: not yet known, a run
+    about to be restored; `checkpointing.restore` checks them)."""
     task_set = build_task_set(options.styles)
     texts = options.mixes if options.mixes is not None else default_mix_texts(task_set)
     mixes = derive_mixes(task_set, texts) if options.mix_method != 1 else ()
@@ -107,16 +109,24 @@ def build_plan(options: TrainOptions, folder_labels: tuple[str, ...] = ()) -> Pl
         task_set, singles, mixes, folder, options.mix_method, options.steps, stage1_steps(options),
         trains_base_first(options.arch), parse_job_weights(options.job_weights),
     )  # fmt: skip
-    check_job_weights(plan)
+    check_job_names(plan)
+    if start_step is not None:
+        check_stage_weights(plan, start_step)
     return plan
 
 
-def check_job_weights(plan: Plan) -> None:
-    """--job-weights names jobs of this run, and leaves each stage something to draw."""
+def check_job_names(plan: Plan) -> None:
+    """--job-weights names jobs of this run."""
     names = {job.name for stage in (1, 2) for job in plan.jobs(stage)}
     for name, _ in plan.job_weights:
         if name not in names:
             raise MixtaskError(f"--job-weights: this run has no job {name!r} (its jobs: {', '.join(sorted(names))})")
-    for stage in (1, 2):
+
+
+def check_stage_weights(plan: Plan, start_step: int) -> None:
+    """--job-weights leaves each stage still ahead of `start_step` something to draw (a resumed run past stage 1,
+    e.g. a probe's branch that trains one mix, may give every stage-1 job weight 0)."""
+    last = max(start_step, plan.steps - 1)
+    for stage in sorted({plan.stage_at(start_step), plan.stage_at(last)}):
         if sum(plan.draw_weights(plan.jobs(stage)) or [1.0]) <= 0:
             raise MixtaskError(f"--job-weights: every job of stage {stage} has weight 0")

@@ -187,7 +187,7 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
 
     check_options(options)
     folder = load_folder(options)
-    plan = build_plan(options, folder.labels if folder else ())
+    plan = build_plan(options, folder.labels if folder else (), start_step=None if restoring else 0)
     if folder is not None:
         folder.relabel({label: rule.label for label, rule in zip(folder.labels, plan.folder_mixes)})
     dataset = load_training_data(options)
