@@ -1,16 +1,31 @@
-import sys, torch
+"""Paired read-out IoU of two weights files on the same 48 val composites (256 px), for seg or a seg mix.
+
+Run from the repository root: python weights/training/probes/mixl1/paired.py A.safetensors B.safetensors seg+style1
+"""
+
+import sys
 from pathlib import Path
-from mixtask.evaluation.run import EvalOptions, load_model
-from mixtask.evaluation.inputs import make_samples, Context, Backbones
+
+import torch
+
 from mixtask.evaluation import metrics
+from mixtask.evaluation.inputs import Backbones, Context, make_samples
+from mixtask.evaluation.run import EvalOptions, load_model
+
 torch.set_num_threads(1)
-opts = EvalOptions(Path('../shared/data'), None, size=256, count=48, seed=0)
-samples = make_samples(opts, [])
-clean, mask = samples.composites; truth = mask > 0.5
+first, second, job = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+options = EvalOptions(Path("../shared/data"), None, size=256, count=48, seed=0)
+samples = make_samples(options, [])
+clean, mask = samples.composites
 ious = []
-for w in sys.argv[1:3]:
-    model, info = load_model(Path(w)); model = model.eval().to(memory_format=torch.channels_last)
-    ctx = Context(model, info.task_set, opts, samples, Backbones(), {}, [])
-    ious.append(metrics.iou(metrics.foreground(ctx.translate(clean, dict.fromkeys(sys.argv[3].split('+'), 1.0))), truth).float())
-d = ious[1] - ious[0]
-print(sys.argv[3], 'A %.3f B %.3f diff %.3f s.e. %.3f wins %d/%d' % (ious[0].mean(), ious[1].mean(), d.mean(), d.std() / len(d) ** 0.5, (d > 0).sum(), (d != 0).sum()))
+for weights in (first, second):
+    model, info = load_model(weights)
+    ctx = Context(model.eval(), info.task_set, options, samples, Backbones(), {}, [])
+    output = ctx.translate(clean, dict.fromkeys(job.split("+"), 1.0))
+    ious.append(metrics.iou(metrics.foreground(output), mask > 0.5).float())
+difference = ious[1] - ious[0]
+better = int((difference > 0).sum())
+print(
+    f"{job}: A {ious[0].mean():.3f} B {ious[1].mean():.3f} difference {difference.mean():.3f} "
+    f"s.e. {difference.std() / len(difference) ** 0.5:.3f}, B better on {better} of {len(difference)}"
+)
