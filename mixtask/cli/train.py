@@ -78,7 +78,10 @@ STYLE_LOSS_HELP = (
     "perceptual: the paper's VGG content + Gram loss."
 )
 SEG_LOSS_HELP = "mask: L2 + L1 on the image, BCE + Dice on the gated head's gate (the mask); l2: the paper's L2 alone."
-DAMAGE_WEIGHT_HELP = "inpaint/denoise alone: add this times the L2 over the damaged pixels only (0: off)."
+DAMAGE_WEIGHT_HELP = (
+    "inpaint/denoise alone: add this times the L2 over the damaged pixels only; with --resume from here on.  "
+    "\\[default: 0, off]"
+)
 KEEP_WEIGHT_HELP = "inpaint/denoise alone: BCE of the gated head's gate against the undamaged pixels, times this."
 RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image (it pulls kept pixels to exact)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
@@ -155,7 +158,7 @@ def train_command(
     ),
     deep_seg_weight: float = typer.Option(TrainOptions.deep_seg_weight, "--deep-seg-weight", help=DEEP_SEG_HELP),
     ema_decay: float = typer.Option(None, "--ema-decay", help=EMA_HELP, show_default=False),
-    damage_weight: float = typer.Option(TrainOptions.damage_weight, "--damage-weight", help=DAMAGE_WEIGHT_HELP),
+    damage_weight: float = typer.Option(None, "--damage-weight", help=DAMAGE_WEIGHT_HELP, show_default=False),
     keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
     style_texture: float = typer.Option(None, "--style-texture", help=STYLE_TEXTURE_HELP, show_default=False),
@@ -207,11 +210,11 @@ def train_command(
             raise UsageError(
                 "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
                 "--composites, --seg-photos, --partial-strengths, --style-texture, --seg-l1-weight, --mix-l1-weight, "
-                "--ema-decay, --stage1-steps"
+                "--damage-weight, --ema-decay, --stage1-steps"
             )
         options = resume_options(
             resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay,
-            seg_photos, partial_strengths, style_texture, seg_l1_weight, mix_l1_weight,
+            seg_photos, partial_strengths, style_texture, seg_l1_weight, mix_l1_weight, damage_weight,
         )  # fmt: skip
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
@@ -231,7 +234,7 @@ def train_command(
             partial_strengths=partial_strengths or 0.0,
             ema_decay=TrainOptions.ema_decay if ema_decay is None else ema_decay,
             deep_seg_weight=deep_seg_weight,
-            damage_weight=damage_weight,
+            damage_weight=damage_weight or 0.0,
             keep_weight=keep_weight,
             restoration_l1=restoration_l1,
             style_texture=style_texture or 0.0,

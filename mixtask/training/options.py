@@ -255,13 +255,15 @@ def resume_options(
     style_texture: float | None = None,
     seg_l1_weight: float | None = None,
     mix_l1_weight: float | None = None,
+    damage_weight: float | None = None,
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
     `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
     (`partial_strengths`), a new weight of the styles' texture term (`style_texture`), of seg's L1
-    (`seg_l1_weight`) or of the seg mixes' L1 (`mix_l1_weight`), a new `ema_decay` (turned on here, the average
-    starts from the weights at the resume) or, while the run is still in stage 1, a new end of stage 1 (`stage1`)."""
+    (`seg_l1_weight`), of the seg mixes' L1 (`mix_l1_weight`) or of the damaged pixels' L2 (`damage_weight`), a
+    new `ema_decay` (turned on here, the average starts from the weights at the resume) or, while the run is still
+    in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     state = load_checkpoint(run_dir)
@@ -282,6 +284,7 @@ def resume_options(
         "size": size, "lr": lr, "job_weights": job_weights, "compile": compile, "composites": composites,
         "seg_photos": seg_photos, "partial_strengths": partial_strengths, "ema_decay": ema_decay,
         "style_texture": style_texture, "seg_l1_weight": seg_l1_weight, "mix_l1_weight": mix_l1_weight,
+        "damage_weight": damage_weight,
     }  # fmt: skip
     options = replace(options, **{name: value for name, value in changed.items() if value is not None})
     check_options(options)

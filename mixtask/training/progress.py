@@ -64,6 +64,7 @@ def _session(record: dict) -> dict:
         "style_texture",
         "seg_l1_weight",
         "mix_l1_weight",
+        "damage_weight",
     )
     return session | {key: options[key] for key in keys if options.get(key) not in (None, "")}
 
