@@ -122,7 +122,7 @@ def target_image(run: Run, name: str, kind: str, batch: Batch) -> torch.Tensor:
     return batch.clean * batch.mask if KIND_ROLES[kind].masks_target else batch.clean
 
 
-def synthesized_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
+def held_target_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
     """L2 to a target the batch holds (recon, Method 3's synthesised mixes, --synth pairs); a Method-3 mix with seg
     adds --mix-l1-weight x L1: the L2's pull fades near its black background, whose faint traces the read-out
     counts as object."""
@@ -153,7 +153,7 @@ def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: tor
     if batch.strengths is not None:
         return partial_strength_losses(run, job, output, batch), None
     if job.source != "members":
-        return synthesized_losses(run, job, output, batch), None
+        return held_target_losses(run, job, output, batch), None
     terms, disc_inputs = {}, None
     for name, kind in zip(job.rule.names, job.rule.kinds):
         member_terms, member_disc = member_loss(run, name, kind, output, batch, gate)
