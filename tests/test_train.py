@@ -407,6 +407,15 @@ def test_a_run_past_stage1_may_zero_its_jobs_but_not_one_still_in_it(assets, tmp
         train(resume_options(early, steps=5, job_weights=mix_only), resume=True, quiet=True)
 
 
+def test_damage_weight_is_a_resume_override(assets, tmp_path):
+    from mixtask.training.options import resume_options
+
+    out = tmp_path / "run"  # the holes' probe turns their extra L2 on in a branch
+    train(tiny_options(assets, out, steps=2, mix_method=1), quiet=True)
+    assert resume_options(out, steps=3).damage_weight == 0.0
+    assert resume_options(out, steps=3, damage_weight=2.0).damage_weight == 2.0
+
+
 def test_job_weights_need_the_per_batch_schedule(assets, tmp_path):
     with pytest.raises(MixtaskError, match="--job-weights needs --schedule per-batch"):
         train(tiny_options(assets, tmp_path / "run", schedule="joint", job_weights="seg=2"), quiet=True)
