@@ -33,6 +33,7 @@ from mixtask.training import (
     train,
 )
 from mixtask.training.checkpoint import load_checkpoint
+from mixtask.training.options import RESUME_OVERRIDES, resume_options
 from mixtask.training.progress import read_records
 from mixtask.weights import load_weights, read_info
 from tests.conftest import interrupt_at, no_ddp, tiny_options
@@ -544,6 +545,25 @@ def test_cli_defaults_match_train_options():
         assert defaults[name] == fields[name].default, name
     # --mix-method has no fixed default: 3, or 1 for an architecture that cannot mix (cli.train)
     assert defaults["mix_method"] is None and resolve_mix_method(None, "film") == fields["mix_method"].default
+
+
+def test_every_resume_override_is_a_cli_option_that_defaults_to_none_and_a_train_option():
+    import typer.main
+
+    command = typer.main.get_command(app).commands["train"]
+    defaults = {param.name: param.default for param in command.params}
+    for name in RESUME_OVERRIDES:
+        # None: not given on --resume, so the run's own value stays
+        assert name in TrainOptions.__dataclass_fields__ and defaults[name] is None, name
+    with pytest.raises(TypeError, match="cannot change batch"):
+        resume_options("no-such-run", batch=4)
+
+
+def test_cli_resume_refuses_new_data_naming_the_options_it_takes(assets, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_options(assets, out, steps=1, mix_method=1), quiet=True)
+    result = CliRunner().invoke(app, ["train", "--resume", str(out), "--data", str(assets["data"]), "-q"])
+    assert result.exit_code == 2 and "--mix-l1-weight" in result.output and "--damage-weight" in result.output
 
 
 # ----------------------------------------------------------------------------- DDP

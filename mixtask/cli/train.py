@@ -9,7 +9,7 @@ import typer
 from mixtask.choices import BALANCES, COMPOSITES, HEADS, SCHEDULES, SEG_LOSSES, STYLE_LOSSES, WEIGHTINGS
 from mixtask.cli.common import Precision, choice_enum, user_errors
 from mixtask.nets import registry as archs
-from mixtask.training.options import TrainOptions  # no torch: the defaults
+from mixtask.training.options import RESUME_OVERRIDES, TrainOptions  # no torch: the defaults
 
 STYLE_HELP = "A style task and its image, NAME=IMAGE (repeat for more styles), e.g. style1=starry.jpg."
 MIX_HELP = "A mix of 2-3 tasks to train, e.g. denoise+style1 (repeat; default: the paper's three that fit)."
@@ -18,10 +18,10 @@ METHOD_HELP = (
     "\\[default: 3; 1 for an --arch that cannot mix]"
 )
 ARCH_HELP = "Network: film (the paper's FiLM network) or another conditioning scheme to compare (mixtask.nets)."
+RESUME_FLAGS = ", ".join(["--steps", *(f"--{name.replace('_', '-')}" for name in RESUME_OVERRIDES)])
 RESUME_HELP = (
-    "Continue the run in this folder (its options are reused; only --steps, --size, --lr, --job-weights, "
-    "--compile, --composites, --seg-photos, --partial-strengths, --ema-decay and, in stage 1, --stage1-steps may "
-    "change)."
+    f"Continue the run in this folder (its options are reused; only {RESUME_FLAGS} and, in stage 1, "
+    "--stage1-steps may change)."
 )
 EMA_HELP = (
     "Export an exponential moving average of the weights, updated every step with this decay (e.g. 0.999: about "
@@ -202,20 +202,15 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train the FiLM network on inpaint, denoise, seg, the given styles and their mixes."""
+    given = dict(locals())  # the parameters, for the options a resume may change
     from mixtask.errors import UsageError
     from mixtask.training import default_command, parse_style, resume_options, train
 
     if resume is not None:
         if data or out or style:
-            raise UsageError(
-                "--resume takes the run's own options: give only --steps, --size, --lr, --job-weights, "
-                "--composites, --seg-photos, --partial-strengths, --style-texture, --seg-l1-weight, --mix-l1-weight, "
-                "--damage-weight, --ema-decay, --stage1-steps"
-            )
-        options = resume_options(
-            resume, steps, size, stage1_steps, lr, job_weights, compile, composites and composites.value, ema_decay,
-            seg_photos, partial_strengths, style_texture, seg_l1_weight, mix_l1_weight, damage_weight,
-        )  # fmt: skip
+            raise UsageError(f"--resume takes the run's own options: give only {RESUME_FLAGS}, --stage1-steps")
+        overrides = {name: given[name] for name in RESUME_OVERRIDES} | {"composites": composites and composites.value}
+        options = resume_options(resume, steps=steps, stage1=stage1_steps, **overrides)
     elif data is None or out is None:
         raise UsageError("give --data DIR and --out RUN_DIR (or --resume RUN_DIR)")
     else:

@@ -240,22 +240,16 @@ def weighting_needs_joint(weighting: str) -> str:
     )
 
 
+# The options a resume may change besides its steps and the end of stage 1: one list for `resume_options`, the
+# CLI's --resume and the sessions the training log records.
+RESUME_OVERRIDES = (
+    "size", "lr", "job_weights", "compile", "composites", "seg_photos", "partial_strengths", "ema_decay",
+    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight",
+)  # fmt: skip
+
+
 def resume_options(
-    run_dir: str | Path,
-    steps: int | None = None,
-    size: int | None = None,
-    stage1: int | None = None,
-    lr: float | None = None,
-    job_weights: str | None = None,
-    compile: bool | None = None,
-    composites: str | None = None,
-    ema_decay: float | None = None,
-    seg_photos: float | None = None,
-    partial_strengths: float | None = None,
-    style_texture: float | None = None,
-    seg_l1_weight: float | None = None,
-    mix_l1_weight: float | None = None,
-    damage_weight: float | None = None,
+    run_dir: str | Path, steps: int | None = None, stage1: int | None = None, **overrides
 ) -> TrainOptions:
     """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
     new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
@@ -266,6 +260,8 @@ def resume_options(
     in stage 1, a new end of stage 1 (`stage1`)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
+    if unknown := sorted(set(overrides) - set(RESUME_OVERRIDES)):
+        raise TypeError(f"a resume cannot change {', '.join(unknown)}")
     state = load_checkpoint(run_dir)
     options = replace(TrainOptions.from_json(state["options"]), out=str(run_dir))
     if steps is not None:
@@ -280,13 +276,7 @@ def resume_options(
                 f"{stage1_steps(options)}; stage 1's end can only move while the run is in it, and not before its step"
             )
         options = replace(options, stage1_steps=stage1)
-    changed = {
-        "size": size, "lr": lr, "job_weights": job_weights, "compile": compile, "composites": composites,
-        "seg_photos": seg_photos, "partial_strengths": partial_strengths, "ema_decay": ema_decay,
-        "style_texture": style_texture, "seg_l1_weight": seg_l1_weight, "mix_l1_weight": mix_l1_weight,
-        "damage_weight": damage_weight,
-    }  # fmt: skip
-    options = replace(options, **{name: value for name, value in changed.items() if value is not None})
+    options = replace(options, **{name: value for name, value in overrides.items() if value is not None})
     check_options(options)
     return options
 

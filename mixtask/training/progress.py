@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from mixtask.fileio import write_bytes_atomic
+from mixtask.training.options import RESUME_OVERRIDES
 from mixtask.training.state import Run
 from mixtask.training.step import StepResult
 
@@ -49,23 +50,11 @@ def read_sessions(path: Path) -> list[dict]:
 
 
 def _session(record: dict) -> dict:
-    """One start or resume record's facts, plus the crop size, learning rate, job weights, seg composites,
-    share of masked photos, share of batches at strengths below 1, texture weight and seg L1 weight it trained
-    with (a resume can change them)."""
+    """One start or resume record's facts, plus the options a resume can change that it trained with (compile,
+    which changes only the speed, left out)."""
     session = {key: record[key] for key in ("event", "step", "hardware", "command") if key in record}
     options = record.get("options", {})
-    keys = (
-        "size",
-        "lr",
-        "job_weights",
-        "composites",
-        "seg_photos",
-        "partial_strengths",
-        "style_texture",
-        "seg_l1_weight",
-        "mix_l1_weight",
-        "damage_weight",
-    )
+    keys = [key for key in RESUME_OVERRIDES if key != "compile"]
     return session | {key: options[key] for key in keys if options.get(key) not in (None, "")}
 
 
