@@ -796,6 +796,42 @@ def test_the_context_backbone_is_frozen_in_training_and_exported_in_the_file(ass
         check_options(replace(options, context_scales=4))
 
 
+def test_a_tuned_backbone_trains_resumes_exactly_and_can_be_turned_on_and_off_at_a_resume(assets, tmp_path):
+    from safetensors.torch import save_file
+
+    from mixtask.backbones.efficientnet_lite import EfficientNetLite
+    from mixtask.training import resume_options
+
+    torch.manual_seed(0)
+    source = EfficientNetLite()
+    save_file(source.state_dict(), str(tmp_path / "lite0.safetensors"))
+    options = tiny_options(assets, tmp_path / "straight", steps=4, size=64, mix_method=1, context=1,
+                           context_backbone=str(tmp_path / "lite0.safetensors"), tune_backbone=True,
+                           checkpoint_every=1)  # fmt: skip
+    straight = train(options, quiet=True)
+    model, info = load_weights(straight.weights)
+    assert info.provenance["tune_backbone"] is True
+    tuned = {name: value.clone() for name, value in model.context.backbone.named_parameters()}
+    assert any(not torch.equal(value, source.get_parameter(name)) for name, value in tuned.items())  # it learnt
+    torch.testing.assert_close(model.context.backbone._bn0.running_mean, source._bn0.running_mean)  # eval-mode BN
+    train(replace(options, out=str(tmp_path / "resumed")), quiet=True, callback=interrupt_at(2))
+    resumed = train(replace(options, out=str(tmp_path / "resumed")), resume=True, quiet=True)
+    for (name, x), y in zip(model.state_dict().items(), load_weights(resumed.weights)[0].state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+    # Off, then on again, at a resume: the backbone's Adam group is dropped, then added with fresh moments.
+    frozen = load_weights(train(resume_options(tmp_path / "resumed", steps=5, tune_backbone=False), resume=True,
+                                quiet=True).weights)[0].context.backbone  # fmt: skip
+    for name, value in frozen.named_parameters():
+        torch.testing.assert_close(value, tuned[name], rtol=0, atol=0, msg=name)
+    state = load_checkpoint(tmp_path / "resumed")
+    assert len(state["optimizer"]["param_groups"]) == 1
+    train(resume_options(tmp_path / "resumed", steps=6, tune_backbone=True), resume=True, quiet=True)
+    groups = load_checkpoint(tmp_path / "resumed")["optimizer"]["param_groups"]
+    assert [group.get("name") for group in groups] == [None, "backbone"]
+    with pytest.raises(MixtaskError, match="--tune-backbone needs --context-backbone"):
+        check_options(replace(options, context_backbone=None, context_scales=1))
+
+
 def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "run", steps=3, mix_method=1, context=1)
     model, info = load_weights(train(options, quiet=True).weights)

@@ -23,6 +23,10 @@ RESUME_HELP = (
     f"Continue the run in this folder (its options are reused; only {RESUME_FLAGS} and, in stage 1, "
     "--stage1-steps may change)."
 )
+TUNE_BACKBONE_HELP = (
+    "Train the context backbone's weights too, through its 1/32 features (its BatchNorms keep their ImageNet "
+    "statistics); --freeze-backbone: keep them.  \\[default: frozen]"
+)
 EMA_HELP = (
     "Export an exponential moving average of the weights, updated every step with this decay (e.g. 0.999: about "
     "the last 1,000 steps), steadier than the last step's weights; 0: off.  \\[default: 0]"
@@ -183,6 +187,9 @@ def train_command(
     context_scales: int = typer.Option(
         TrainOptions.context_scales, "--context-scales", min=1, max=3, help=CONTEXT_SCALES_HELP
     ),
+    tune_backbone: bool = typer.Option(
+        None, "--tune-backbone/--freeze-backbone", help=TUNE_BACKBONE_HELP, show_default=False
+    ),
     arch: Arch = typer.Option(TrainOptions.arch, "--arch", help=ARCH_HELP),
     head: Head = typer.Option(Head(TrainOptions.head), "--head", help=HEAD_HELP),
     precision: Precision = typer.Option(
@@ -238,7 +245,7 @@ def train_command(
             balance=balance.value, schedule=schedule.value, weighting=weighting.value, job_weights=job_weights or "",
             res_blocks=res_blocks, film_layers=film_layers, context=context,
             context_backbone=None if context_backbone is None else str(context_backbone),
-            context_scales=context_scales, head=head.value,
+            context_scales=context_scales, tune_backbone=bool(tune_backbone), head=head.value,
             precision=precision.value,
             device=device,
             compile=bool(compile),

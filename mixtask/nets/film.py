@@ -349,8 +349,13 @@ class ContextBranch(nn.Module):
     def train(self, mode: bool = True) -> ContextBranch:
         super().train(mode)
         if self.backbone is not None:
-            self.backbone.eval()  # frozen: its BatchNorms keep their ImageNet statistics
+            self.backbone.eval()  # frozen or tuned, its BatchNorms keep their ImageNet statistics
         return self
+
+    @property
+    def backbone_tuned(self) -> bool:
+        """Whether training updates the backbone too (`mixtask train --tune-backbone`); it is frozen otherwise."""
+        return self.backbone is not None and any(parameter.requires_grad for parameter in self.backbone.parameters())
 
     def film_params(self, c: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return film_pairs(self.film(c.float()), [norm.channels for norm in self.norms])
@@ -361,7 +366,7 @@ class ContextBranch(nn.Module):
         `context_scales` the 1/16 and 1/8 stages."""
         if self.backbone is None:
             return None
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_tuned):
             return self.backbone.features(x, prepare, taps=self.taps)
 
     def summary(
@@ -382,13 +387,13 @@ class ContextBranch(nn.Module):
         """What the branch adds to h, in h's dtype: the summary up-sampled, and each finer stage projected and
         resized to h (bilinear). Projection and resizing are both linear (and the resizing's weights sum to
         1, so the bias passes through): the two orders are one map, taken in the cheaper order. Training
-        resizes the frozen stage first, so no gradient flows through the resizing (with one, a compiled step
-        cost 24 % more than without the stages; this way 17 %, model card); inference projects first, on
-        the small grid (bounded memory)."""
+        resizes the stage first, with no gradient through the resizing (with one, a compiled step cost 24 % more
+        than without the stages; this way 17 %, model card): a tuned backbone learns through its 1/32 features
+        alone. Inference projects first, on the small grid (bounded memory)."""
         added = upsampled(self.summary(h, film, features), h)
         for project, stage in zip(self.skips, features[1:] if self.skips else ()):  # 1/16, then 1/8
             if torch.is_grad_enabled():
-                added = added + project(bilinear(stage.float(), h)).to(h.dtype)
+                added = added + project(bilinear(stage.detach().float(), h)).to(h.dtype)
             else:
                 added = added + bilinear(project(stage.float()), h).to(h.dtype)
         return added

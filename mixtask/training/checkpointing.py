@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import torch
+
 from mixtask.training import distributed as ddp
 from mixtask.training.checkpoint import capture_rng, restore_rng, save_checkpoint
 from mixtask.training.console import warn
 from mixtask.training.plan import check_stage_weights
+from mixtask.training.setup import BACKBONE_GROUP
 from mixtask.training.stages import frozen_copy
 from mixtask.training.state import Run
 
@@ -50,7 +53,7 @@ def restore(run: Run, state: dict) -> None:
     run.net.load_state_dict(state["model"])
     if run.deep_seg_head is not None and state.get("deep_seg_head") is not None:
         run.deep_seg_head.load_state_dict(state["deep_seg_head"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    run.optimizer.load_state_dict(matched_optimizer_state(state["optimizer"], run.optimizer))
     if run.disc is not None and state["disc"] is not None:
         run.disc.load_state_dict(state["disc"])
         run.disc_optimizer.load_state_dict(state["disc_optimizer"])
@@ -75,3 +78,21 @@ def restore(run: Run, state: dict) -> None:
         restore_rng(rng[run.ctx.rank], run.generators, run.sampler)
     else:
         warn(f"checkpoint was written by {len(rng)} process(es), now {run.ctx.world_size}: data streams restart")
+
+
+def matched_optimizer_state(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """The saved optimiser state fitted to this run's groups: a resume that turns --tune-backbone on adds the
+    backbone's group (fresh moments), one that turns it off drops it (the group is always the last)."""
+    tuned_then = any(group.get("name") == BACKBONE_GROUP for group in saved["param_groups"])
+    tuned_now = any(group.get("name") == BACKBONE_GROUP for group in optimizer.param_groups)
+    if tuned_then == tuned_now:
+        return saved
+    groups, state = list(saved["param_groups"]), dict(saved["state"])
+    if tuned_then:
+        for index in groups.pop()["params"]:
+            state.pop(index, None)
+    else:
+        first = 1 + max((index for group in groups for index in group["params"]), default=-1)
+        added = {key: value for key, value in optimizer.param_groups[-1].items() if key != "params"}
+        groups.append(added | {"params": list(range(first, first + len(optimizer.param_groups[-1]["params"])))})
+    return {"state": state, "param_groups": groups}

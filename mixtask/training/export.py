@@ -75,6 +75,7 @@ def provenance(run: Run, stage: int) -> dict:
         "keep_weight": options.keep_weight,
         "restoration_l1": options.restoration_l1,
         "style_texture": options.style_texture,
+        "tune_backbone": options.tune_backbone,
         "style_teachers": run.style_teachers,
         "init": options.init,
         "hardware": hardware,

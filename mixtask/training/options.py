@@ -78,6 +78,7 @@ class TrainOptions:
     context: int = 0  # film only: 3x3 convs of the global-context branch (nets.film.ContextBranch); 0: none
     context_backbone: str | None = None  # EfficientNet-Lite0 weights the context branch looks through; None: none
     context_scales: int = 1  # the backbone's scales the branch adds (nets.film.ModelConfig.context_scales)
+    tune_backbone: bool = False  # train the context branch's backbone too (its own Adam group); False: frozen
     arch: str = "film"
     head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
     precision: str = "auto"
@@ -190,6 +191,7 @@ def check_options(options: TrainOptions) -> None:
         (not options.context_backbone or options.context > 0, "--context-backbone needs --context 1 or more"),
         (scales_low <= options.context_scales <= scales_high, f"--context-scales must be {scales_low}..{scales_high}"),
         (options.context_scales == 1 or options.context_backbone, "--context-scales 2 or 3 needs --context-backbone"),
+        (not options.tune_backbone or options.context_backbone, "--tune-backbone needs --context-backbone"),
         (
             options.deep_seg_weight == 0
             or (options.arch == "film" and options.seg_loss == "mask" and options.schedule == "per-batch"),
@@ -244,20 +246,20 @@ def weighting_needs_joint(weighting: str) -> str:
 # CLI's --resume and the sessions the training log records.
 RESUME_OVERRIDES = (
     "size", "lr", "job_weights", "compile", "composites", "seg_photos", "partial_strengths", "ema_decay",
-    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight",
+    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "tune_backbone",
 )  # fmt: skip
 
 
 def resume_options(
     run_dir: str | Path, steps: int | None = None, stage1: int | None = None, **overrides
 ) -> TrainOptions:
-    """The options of an earlier run, optionally with more `steps`, a new crop `size` (fine-tuning), a
-    new learning rate `lr` (a step decay by hand), new `job_weights`, `compile` on or off (speed only), new seg
-    `composites` or share of masked photos (`seg_photos`), a new share of batches at strengths below 1
-    (`partial_strengths`), a new weight of the styles' texture term (`style_texture`), of seg's L1
-    (`seg_l1_weight`), of the seg mixes' L1 (`mix_l1_weight`) or of the damaged pixels' L2 (`damage_weight`), a
-    new `ema_decay` (turned on here, the average starts from the weights at the resume) or, while the run is still
-    in stage 1, a new end of stage 1 (`stage1`)."""
+    """The options of an earlier run, optionally with more `steps`, a new end of stage 1 (`stage1`, only while
+    the run is still in stage 1) and new values of `RESUME_OVERRIDES`: a new crop `size` (fine-tuning), learning
+    rate `lr` (a step decay by hand), `job_weights`, `compile` on or off (speed only), seg `composites` or share of
+    masked photos (`seg_photos`), share of batches at strengths below 1 (`partial_strengths`), weight of the
+    styles' texture term (`style_texture`), of seg's L1 (`seg_l1_weight`), of the seg mixes' L1
+    (`mix_l1_weight`) or of the damaged pixels' L2 (`damage_weight`), the context backbone trained or frozen
+    (`tune_backbone`), or `ema_decay` (turned on here, the average starts from the weights at the resume)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     if unknown := sorted(set(overrides) - set(RESUME_OVERRIDES)):

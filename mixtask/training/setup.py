@@ -195,6 +195,8 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     net = build_network(options, plan.task_set, ctx.device)
     if options.init and not restoring:
         warm_start(net, options.init, plan.task_set)
+    if options.tune_backbone:
+        net.context.backbone.requires_grad_(True)  # before the DDP wrap, which registers what is trained
     styled, style_teachers = render_styles(options, dataset)
     sampler = SampleMaker(
         dataset, options.size, seed=rank_seed(options, ctx), styled=styled, composites=options.composites,
@@ -212,13 +214,32 @@ def setup_run(options: TrainOptions, ctx: ddp.DistContext, restoring: bool = Fal
     setup_discriminator(run)
     setup_deep_seg(run)
     setup_weighting(run)
+    setup_backbone_tuning(run)  # Adam's last group
     setup_ema(run)
     return run
 
 
 def trainable(net: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """The parameters Adam updates: all but frozen parts (the context branch's backbone)."""
-    return [parameter for parameter in net.parameters() if parameter.requires_grad]
+    """The parameters of Adam's first group: all but the context branch's backbone (frozen, or tuned in a
+    group of its own)."""
+    backbone = {id(parameter) for parameter in backbone_parameters(net)}
+    return [parameter for parameter in net.parameters() if parameter.requires_grad and id(parameter) not in backbone]
+
+
+def backbone_parameters(net: torch.nn.Module) -> list[torch.nn.Parameter]:
+    context = getattr(net, "context", None)
+    backbone = getattr(context, "backbone", None)
+    return list(backbone.parameters()) if backbone is not None else []
+
+
+BACKBONE_GROUP = "backbone"  # the name of --tune-backbone's Adam group (a resume may add or drop it)
+
+
+def setup_backbone_tuning(run: Run) -> None:
+    """--tune-backbone: the context branch's backbone joins Adam as a group of its own, so a resume can turn the
+    tuning on or off (`checkpointing.matched_optimizer_state`)."""
+    if run.options.tune_backbone:
+        run.optimizer.add_param_group({"params": backbone_parameters(run.net), "name": BACKBONE_GROUP})
 
 
 def setup_ema(run: Run) -> None:
