@@ -3,7 +3,8 @@ their checks all read these. Importable without torch, so `mixtask --help` stays
 are the registry's, `mixtask.nets.registry`, also torch-free.)"""
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # `auto`: mixtask.inference.devices picks per device
-HEADS = ("rgb", "gated")  # output heads of every architecture: the paper's 3-channel one and ours (nets.film)
+HEADS = ("rgb", "gated", "gated-fill")  # output heads of every architecture: the paper's 3-channel one and ours
+GATED_HEADS = ("gated", "gated-fill")  # those with a gate (nets.film.apply_gated_head)
 CUTOUT_MODES = ("alpha", "black", "mask")  # how apply writes seg (mixtask.apply.cutout)
 
 # training (mixtask.training.options says what each does)

@@ -106,6 +106,38 @@ def test_gated_head_follows_the_input_exposure_when_renormalising():
         assert torch.allclose(model(0.5 * x + offset, c), 0.5 * model(x, c) + offset, atol=1e-3)
 
 
+def test_local_fill_keeps_kept_pixels_and_fills_a_hole_from_around_it():
+    from mixtask.nets.film import fill_levels, local_fill
+
+    torch.manual_seed(0)
+    x, fallback = torch.rand(2, 3, 64, 48), torch.full((2, 3, 1, 1), 0.5)
+    torch.testing.assert_close(local_fill(x, torch.ones(2, 1, 64, 48), fallback), x, rtol=0, atol=0)
+    torch.testing.assert_close(local_fill(x, torch.zeros(2, 1, 64, 48), fallback), fallback.expand_as(x))
+    # a hole in a left-to-right ramp: filled with the ramp's values, not its mean or the hole's colour
+    ramp = torch.linspace(0, 1, 48).expand(1, 3, 64, 48).clone()
+    keep = torch.ones(1, 1, 64, 48)
+    keep[..., 24:40, 16:32] = 0
+    damaged = torch.where(keep.bool(), ramp, torch.tensor(1.0))
+    filled = local_fill(damaged, keep, fallback[:1])
+    hole = ~keep.bool().expand_as(ramp)
+    assert (filled - ramp)[hole].abs().mean() < 0.03 < (0.5 - ramp)[hole].abs().mean()
+    assert [fill_levels(side, side) for side in (32, 256, 512, 1024)] == [1, 4, 5, 6]
+
+
+def test_the_gated_fill_head_has_the_gated_heads_parameters_and_fills_from_around_a_hole():
+    gated = _gated_model(-30.0, 30.0)  # gate shut, blend on: the generated colour everywhere
+    filling = MixNet(replace(gated.config, head="gated-fill")).eval()
+    filling.load_state_dict(gated.state_dict())  # the same parameters: --init warm-starts one from the other
+    x, c = torch.rand(1, 3, 32, 32), torch.tensor([[1.0, 0.0]])
+    with torch.no_grad():
+        filling.output.conv.weight[:3] = 0
+        filling.output.conv.bias[:3] = 0  # colour 0: the base itself
+        # the gate keeps nothing, so the fill falls back to the input's mean, which the gated head adds too
+        torch.testing.assert_close(filling(x, c), x.mean((2, 3), keepdim=True).expand_as(x))
+        filling.output.conv.bias[3] = 30.0  # everything kept: the input passes through
+        torch.testing.assert_close(filling(x, c), x, atol=1e-6, rtol=0)
+
+
 def test_the_context_branch_starts_as_the_network_without_it_and_works_at_a_32nd_of_any_size():
     torch.manual_seed(0)
     plain = MixNet(ModelConfig(num_tasks=1, width=4, res_blocks=2, head="rgb")).eval()

@@ -108,13 +108,17 @@ def _exact(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _engine_copy(branch: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The context branch for the engine: an fp32 copy on `device` that training cannot change under it. Its
-    frozen backbone is shared instead where it is already there in fp32: it is never trained, and copying its
-    3 M weights was the slowest step of building the engine."""
+    """The context branch for the engine: an fp32 copy on `device` that training cannot change under it. A
+    frozen backbone is shared instead where it is already there in fp32: copying its 3 M weights was the
+    slowest step of building the engine (one that `--tune-backbone` trains is copied)."""
     backbone = getattr(branch, "backbone", None)
-    shared = backbone is not None and all(  # (its BatchNorms' step counts are integers)
-        t.device == torch.device(device) and (t.dtype == torch.float32 or not t.is_floating_point())
-        for t in backbone.state_dict().values()
+    shared = (
+        backbone is not None
+        and not branch.backbone_tuned
+        and all(  # (BatchNorms' step counts are integers)
+            t.device == torch.device(device) and (t.dtype == torch.float32 or not t.is_floating_point())
+            for t in backbone.state_dict().values()
+        )
     )
     return copy.deepcopy(branch, {id(backbone): backbone} if shared else {}).float().to(device).eval()
 
@@ -343,8 +347,10 @@ class ModuleNet:
 
 
 def engine(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> InferenceNet | ModuleNet:
-    """The fast rewritten engine for the FiLM network, the module as it is for any other."""
-    return (InferenceNet if isinstance(model, MixNet) else ModuleNet)(model, device, dtype)
+    """The fast rewritten engine for the FiLM network, the module as it is for any other (and, until the engine
+    has its whole-image fill, for the FiLM network with the gated-fill head)."""
+    fast = isinstance(model, MixNet) and model.config.head != "gated-fill"
+    return (InferenceNet if fast else ModuleNet)(model, device, dtype)
 
 
 def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:

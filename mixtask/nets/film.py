@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixtask.choices import HEADS
+from mixtask.choices import GATED_HEADS, HEADS
 from mixtask.nets import convforms
 from mixtask.nets.base import TaskNet
 from mixtask.nets.registry import names as architecture_names
@@ -253,7 +254,9 @@ def recording_gates() -> Iterator[list[torch.Tensor]]:
         _gate_logits = previous
 
 
-def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def apply_gated_head(
+    raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, fill: bool = False
+) -> torch.Tensor:
     """The gated output head (config `head="gated"`, our change to the paper): y from raw, in fp32.
 
     Why: the paper's network cannot see its input's brightness or contrast. The first conv is
@@ -268,17 +271,55 @@ def apply_gated_head(raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std
     segmentation). The blend re-applies the input's per-channel mean and std to generated
     colours (fills of holes and scratches, predicted in the normalised units an exposure-blind
     network can know) or leaves them absolute (style, black background). mean/std: x's.
+
+    With `fill` (config `head="gated-fill"`), the renormalised colours are offsets from a local fill of
+    the input instead of its whole-image mean: `local_fill` of x from the pixels the gate keeps. The
+    network then predicts a hole's or a scratch's colour against what surrounds it, and a colour of 0
+    already gives a smooth fill (model card, "The holes").
     """
     raw, x = raw.float(), x.float()
     if _gate_logits is not None:
         _gate_logits.append(raw[:, 3:4])
     colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
-    generated = colour * (blend * std + (1 - blend)) + blend * mean
+    base = local_fill(x, kept_weight(gate.detach()), mean) if fill else mean
+    generated = colour * (blend * std + (1 - blend)) + blend * base
     return torch.lerp(generated, x, gate)
 
 
+def kept_weight(gate: torch.Tensor) -> torch.Tensor:
+    """How surely a pixel is kept, from the gate: 0 at a gate of 0.5 or less (a hole's faint pass-through must
+    not colour its own fill), 1 at 1."""
+    return (2 * gate - 1).clamp(0, 1)
+
+
+FILL_CELL = 16  # local_fill's coarsest cells, in pixels at 256 px (holes are at most 48 px there)
+_FILL_KERNEL = (1.0, 3.0, 3.0, 1.0)  # the pyramid's down-sampling kernel (a smoother fill than 2 x 2 boxes)
+
+
+def fill_levels(height: int, width: int) -> int:
+    """local_fill's pyramid depth: coarsest cells of FILL_CELL px per 256 px of the short side."""
+    return max(1, round(math.log2(max(min(height, width), 32) / 256 * FILL_CELL)))
+
+
+def local_fill(x: torch.Tensor, keep: torch.Tensor, fallback: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+    """x where keep is 1, elsewhere interpolated from the kept pixels around (pull-push, Gortler et al. 1996):
+    the kept colours are averaged down a pyramid (each level's weight is 4 x its children's mean, at most 1),
+    then each level fills what it lacks from the next coarser one, up-sampled. Where no kept pixel lies within
+    the coarsest cells, `fallback` (B, C, 1, 1). x (B, C, H, W), keep (B, 1, H, W) in [0, 1]."""
+    levels = fill_levels(*x.shape[-2:]) if levels is None else levels
+    if levels == 0 or min(x.shape[-2:]) < 2:
+        return torch.lerp(fallback.expand_as(x), x, keep)
+    kernel = torch.tensor(_FILL_KERNEL, device=x.device)
+    kernel = (kernel[:, None] * kernel[None, :] / kernel.sum() ** 2).expand(x.shape[1] + 1, 1, 4, 4)
+    both = F.pad(torch.cat([x * keep, keep], 1), (1, 1, 1, 1), mode="replicate")
+    pooled = F.conv2d(both, kernel.to(both.dtype), stride=2, groups=x.shape[1] + 1)
+    weight = pooled[:, -1:]
+    coarse = local_fill(pooled[:, :-1] / weight.clamp_min(1e-6), (4 * weight).clamp(max=1), fallback, levels - 1)
+    return torch.lerp(F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False), x, keep)
+
+
 def output_channels(config: ModelConfig) -> int:
-    return GATED_CHANNELS if config.head == "gated" else 3
+    return GATED_CHANNELS if config.head in GATED_HEADS else 3
 
 
 def output_conv(config: ModelConfig) -> ConvLayer:
@@ -286,7 +327,7 @@ def output_conv(config: ModelConfig) -> ConvLayer:
     if config.head not in HEADS:
         raise ValueError(f"unknown output head {config.head!r} (known: {', '.join(HEADS)})")
     conv = ConvLayer(config.width, output_channels(config), 9, shuffled=True)
-    if config.head == "gated":
+    if config.head in GATED_HEADS:
         nn.init.zeros_(conv.conv.weight[3:])
         nn.init.zeros_(conv.conv.bias[3:])
     return conv
@@ -296,7 +337,7 @@ def apply_head(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch
     """The image from `output_conv`'s output through the config's head; x: the network's input."""
     if config.head == "rgb":
         return raw
-    return apply_gated_head(raw, x, *input_stats(x)).to(raw.dtype)
+    return apply_gated_head(raw, x, *input_stats(x), fill=config.head == "gated-fill").to(raw.dtype)
 
 
 CONTEXT_POOL = 8  # bottleneck cells (1/4 of the image) per context cell: the branch works at 1/32
