@@ -832,6 +832,15 @@ def test_a_tuned_backbone_trains_resumes_exactly_and_can_be_turned_on_and_off_at
         check_options(replace(options, context_backbone=None, context_scales=1))
 
 
+def test_the_gated_fill_head_warm_starts_from_the_gated_head_and_trains(assets, tmp_path):
+    gated = train(tiny_options(assets, tmp_path / "gated", steps=2, mix_method=1), quiet=True).weights
+    options = tiny_options(assets, tmp_path / "fill", steps=2, mix_method=1, head="gated-fill", init=str(gated),
+                           seg_loss="mask", adversarial_weight=0)  # fmt: skip
+    model, info = load_weights(train(options, quiet=True).weights)
+    assert info.config.head == "gated-fill"
+    assert not torch.equal(model.output.conv.bias, load_weights(gated)[0].output.conv.bias)  # it trained
+
+
 def test_the_context_branch_trains_and_is_exported_with_its_config(assets, tmp_path):
     options = tiny_options(assets, tmp_path / "run", steps=3, mix_method=1, context=1)
     model, info = load_weights(train(options, quiet=True).weights)
