@@ -42,6 +42,9 @@ def make_tiny_model(seed: int = 0, config: ModelConfig = TINY_CONFIG):
                 model.context.project.weight.normal_(0, 0.3)
             for skip in model.context.skips:  # and its finer stages, if any
                 skip.weight.normal_(0, 0.3)
+        if config.head == "gated-fill":  # a gate that keeps some pixels and a blend that is on: the fill shows
+            model.output.conv.weight[3:].normal_(0, 0.3)
+            model.output.conv.bias[4] = 3.0
     return model.eval()
 
 

@@ -188,14 +188,15 @@ def test_the_engine_owns_its_context_branch_and_shares_only_the_frozen_backbone(
     assert InferenceNet(model, CPU, torch.float32).context.backbone is not model.context.backbone
 
 
-def test_the_gated_fill_head_runs_as_its_module():
+@pytest.mark.parametrize("size", [(32, 48), (17, 33)])
+def test_the_engine_matches_mixnet_with_the_gated_fill_head(size):
     model = make_tiny_model(config=replace(TINY_CONFIG, head="gated-fill"))
-    with torch.no_grad():
-        model.output.conv.bias[4] = 5.0  # the blend on, so the fill matters
-    engine = Translator(model, replace(tiny_info(), config=model.config), device="cpu", precision="fp32")
-    x, c = torch.rand(1, 3, 40, 56), torch.tensor([VECTOR])
-    with torch.inference_mode():
-        torch.testing.assert_close(engine.translate_tensor(x, VECTOR), model.forward_any_size(x, c).clamp(0, 1))
+    net = InferenceNet(model, CPU, torch.float32)
+    x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
+    with torch.inference_mode(), devices.threads_for(0, CPU):
+        want = model.forward_any_size(x, c)
+        got = net.forward_any_size(net.prepare(x), net.film(c))
+    assert (got - want).abs().max() < 1e-4
 
 
 def test_bf16_is_close_to_fp32_on_the_tiny_model():

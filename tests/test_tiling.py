@@ -68,6 +68,14 @@ def test_tiled_matches_untiled_with_the_context_backbone(scales):
     assert psnr(pieces, whole) >= 80 and psnr(without, whole) < 60  # the backbone changed the output
 
 
+def test_tiled_matches_untiled_with_the_gated_fill_head():
+    """Its fill reads the gate all around: the streamed path keeps the raw output whole and finishes it at once."""
+    config = replace(TINY_CONFIG, head="gated-fill")
+    whole, pieces = untiled_and_tiled(config, (192, 256), 96)
+    gated, _ = untiled_and_tiled(replace(config, head="gated"), (192, 256), 96)
+    assert psnr(pieces, whole) >= 80 and psnr(gated, whole) < 60  # the fill changed the output
+
+
 def test_tiled_matches_untiled_on_a_full_width_model():
     whole, pieces = untiled_and_tiled(FULL_WIDTH, (96, 128), 48)
     assert psnr(pieces, whole) >= 80

@@ -55,6 +55,7 @@ class StreamableNet(Protocol):
     device: torch.device
     dtype: torch.dtype
     gated: bool  # the gated head: its input statistics are whole-image too
+    fill: bool  # the gated-fill head: its local fill reads the gate all around each pixel
     relus: list[bool]  # one per normed layer
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -203,7 +204,21 @@ def stream(net: StreamableNet, x: torch.Tensor, film, tile: int | None, write: C
     features = net.image_features(x)  # the context branch's backbone, if any: tiled on its own (bounded memory)
     h = encode_streamed(net, x, film, tile, stats)
     h = net.bottleneck(h, film, stats, band=BAND_ROWS, features=features)
-    decode_streamed(net, h, film, tile, stats, finish)
+    if not net.fill:
+        decode_streamed(net, h, film, tile, stats, finish)
+        return
+    # The gated-fill head's pull-push fill reaches about a third of the short side: the raw output is kept whole
+    # (5 channels in the net's dtype) and finished in one piece, about a quarter of an untiled pass's memory.
+    raw = None
+
+    def keep(core: torch.Tensor, top: int, left: int) -> None:
+        nonlocal raw
+        if raw is None:
+            raw = core.new_empty((1, core.shape[1], *x.shape[-2:]))
+        raw[:, :, top : top + core.shape[2], left : left + core.shape[3]] = core
+
+    decode_streamed(net, h, film, tile, stats, keep)
+    finish(raw, 0, 0)
 
 
 def input_stats_streamed(net: StreamableNet, x: torch.Tensor, tile: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from mixtask.choices import GATED_HEADS
 from mixtask.errors import MixtaskError
 from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
@@ -144,7 +145,8 @@ class InferenceNet:
         # against fp32 45 dB instead of 40 on a full-width net): they stay in fp32 (+10% time).
         self.stem_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
         self.config = model.config
-        self.gated = model.config.head == "gated"
+        self.gated = model.config.head in GATED_HEADS
+        self.fill = model.config.head == "gated-fill"
         self.film_generator = copy.deepcopy(model.film).float().to(device).eval()
         self.channels = [norm.channels for norm in model.norms]
         self.relus = [norm.relu for norm in model.norms]
@@ -297,7 +299,7 @@ class InferenceNet:
 
     def finish(self, raw: torch.Tensor, x: torch.Tensor, stats) -> torch.Tensor:
         """Raw output + the matching input pixels -> the image (the gated head; see `model`)."""
-        return apply_gated_head(raw, x, *stats) if self.gated else raw
+        return apply_gated_head(raw, x, *stats, fill=self.fill) if self.gated else raw
 
     def forward_any_size(self, x: torch.Tensor, film) -> torch.Tensor:
         """Like `MixNet.forward_any_size`: pad to a multiple of 4 (at least 16), run, crop back."""
@@ -347,10 +349,8 @@ class ModuleNet:
 
 
 def engine(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> InferenceNet | ModuleNet:
-    """The fast rewritten engine for the FiLM network, the module as it is for any other (and, until the engine
-    has its whole-image fill, for the FiLM network with the gated-fill head)."""
-    fast = isinstance(model, MixNet) and model.config.head != "gated-fill"
-    return (InferenceNet if fast else ModuleNet)(model, device, dtype)
+    """The fast rewritten engine for the FiLM network, the module as it is for any other."""
+    return (InferenceNet if isinstance(model, MixNet) else ModuleNet)(model, device, dtype)
 
 
 def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
