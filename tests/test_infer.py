@@ -161,11 +161,12 @@ def test_translate_pil_keeps_alpha_and_size():
 LITE0 = "efficientnet-lite0"
 
 
-@pytest.mark.parametrize("context", [(0, "", 1), (2, "", 1), (2, LITE0, 1), (2, LITE0, 3)])
+@pytest.mark.parametrize("context", [(0, "", 1, "gated"), (2, "", 1, "gated"), (2, LITE0, 1, "gated"),
+                                     (2, LITE0, 3, "gated"), (0, "", 1, "gated-fill")])  # fmt: skip
 @pytest.mark.parametrize("size", [(32, 48), (17, 33)])
 def test_fp32_inference_net_matches_mixnet(size, context):
-    convs, backbone, scales = context
-    config = replace(TINY_CONFIG, context=convs, context_backbone=backbone, context_scales=scales)
+    convs, backbone, scales, head = context
+    config = replace(TINY_CONFIG, context=convs, context_backbone=backbone, context_scales=scales, head=head)
     model = make_tiny_model(config=config)
     net = InferenceNet(model, CPU, torch.float32)
     x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
@@ -186,17 +187,6 @@ def test_the_engine_owns_its_context_branch_and_shares_only_the_frozen_backbone(
         assert torch.equal(net.forward_any_size(net.prepare(x), net.film(c)), before)
     model.context.backbone.requires_grad_(True)  # `--tune-backbone` trains the backbone too: then it is copied
     assert InferenceNet(model, CPU, torch.float32).context.backbone is not model.context.backbone
-
-
-@pytest.mark.parametrize("size", [(32, 48), (17, 33)])
-def test_the_engine_matches_mixnet_with_the_gated_fill_head(size):
-    model = make_tiny_model(config=replace(TINY_CONFIG, head="gated-fill"))
-    net = InferenceNet(model, CPU, torch.float32)
-    x, c = torch.rand(1, 3, *size), torch.tensor([VECTOR])
-    with torch.inference_mode(), devices.threads_for(0, CPU):
-        want = model.forward_any_size(x, c)
-        got = net.forward_any_size(net.prepare(x), net.film(c))
-    assert (got - want).abs().max() < 1e-4
 
 
 def test_bf16_is_close_to_fp32_on_the_tiny_model():
