@@ -54,7 +54,7 @@ pytestmark = [
 def test_shipped_weights_describe_themselves():
     model, info = load_weights(SHIPPED)
     assert info.task_set.names == ("inpaint", "denoise", "seg", "style1", "style2")
-    full_width = {"rgb": 1_695_235, "gated": 1_700_421}[info.config.head]  # see test_model.py
+    full_width = {"rgb": 1_695_235, "gated": 1_700_421, "gated-fill": 1_700_421}[info.config.head]  # test_model.py
     # the context branch: 3 x (3x3 conv 128 -> 128) + its FiLM generator (5 -> 768) + the 1x1 conv 128 -> 128
     branch = {0: 0, 3: 3 * (128 * 128 * 9 + 128) + (5 * 768 + 768) + (128 * 128 + 128)}[info.config.context]
     # its frozen backbone: EfficientNet-Lite0's stem and blocks, and the 1x1 projection 320 -> 128
