@@ -275,7 +275,7 @@ def apply_gated_head(
     With `fill` (config `head="gated-fill"`), the renormalised colours are offsets from a local fill of
     the input instead of its whole-image mean: `local_fill` of x from the pixels the gate keeps. The
     network then predicts a hole's or a scratch's colour against what surrounds it, and a colour of 0
-    already gives a smooth fill (model card, "The holes").
+    already gives a smooth fill (model card, "The gated head's fill").
     """
     raw, x = raw.float(), x.float()
     if _gate_logits is not None:
