@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mixtask.choices import GATED_HEADS
+from mixtask.choices import FILL_HEAD, GATED_HEADS
 from mixtask.errors import MixtaskError
 from mixtask.fileio import cache_dir, write_bytes_atomic
 from mixtask.inference import devices, tiling
@@ -146,7 +146,7 @@ class InferenceNet:
         self.stem_dtype = torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
         self.config = model.config
         self.gated = model.config.head in GATED_HEADS
-        self.fill = model.config.head == "gated-fill"
+        self.fill = model.config.head == FILL_HEAD
         self.film_generator = copy.deepcopy(model.film).float().to(device).eval()
         self.channels = [norm.channels for norm in model.norms]
         self.relus = [norm.relu for norm in model.norms]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixtask.choices import GATED_HEADS, HEADS
+from mixtask.choices import FILL_HEAD, GATED_HEADS, HEADS
 from mixtask.nets import convforms
 from mixtask.nets.base import TaskNet
 from mixtask.nets.registry import names as architecture_names
@@ -337,7 +337,7 @@ def apply_head(config: ModelConfig, raw: torch.Tensor, x: torch.Tensor) -> torch
     """The image from `output_conv`'s output through the config's head; x: the network's input."""
     if config.head == "rgb":
         return raw
-    return apply_gated_head(raw, x, *input_stats(x), fill=config.head == "gated-fill").to(raw.dtype)
+    return apply_gated_head(raw, x, *input_stats(x), fill=config.head == FILL_HEAD).to(raw.dtype)
 
 
 CONTEXT_POOL = 8  # bottleneck cells (1/4 of the image) per context cell: the branch works at 1/32

@@ -81,7 +81,7 @@ class TrainOptions:
     context_scales: int = 1  # the backbone's scales the branch adds (nets.film.ModelConfig.context_scales)
     tune_backbone: bool = False  # train the context branch's backbone too (its own Adam group); False: frozen
     arch: str = "film"
-    head: str = "gated"  # output head of the network (every arch): "gated" or the paper's "rgb" (model.py)
+    head: str = "gated"  # output head of the network (every arch): "gated", "gated-fill" or the paper's "rgb"
     precision: str = "auto"
     device: str = "auto"
     compile: bool = False  # torch.compile the network's forward and backward (same numerics, faster steps)
