@@ -20,6 +20,7 @@ from mixtask.inference.translator import (
 from mixtask.nets.film import pad_any_size
 from mixtask.nets.registry import build_model
 from mixtask.tasks import DEFAULT_TASK_SET
+from mixtask.tensors import from_uint8
 from mixtask.tensors import psnr_db as psnr
 from mixtask.weights import WeightsInfo
 from tests.conftest import TINY_CONFIG, make_tiny_model
@@ -176,6 +177,33 @@ def test_fp32_inference_net_matches_mixnet(size, context):
     assert (got - want).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("head", ["gated", "gated-fill"])
+def test_a_known_map_replaces_the_gate(head):
+    """Where a caller knows which pixels are missing (a user's inpainting mask), the head takes that map as its
+    gate: the engine computes MixNet's raw output finished with it, and the known pixels pass through exactly."""
+    from mixtask.nets.film import apply_gated_head, input_stats
+
+    model = make_tiny_model(config=replace(TINY_CONFIG, head=head))
+    net = InferenceNet(model, CPU, torch.float32)
+    rgb = random_rgb(32, 48)
+    known = np.ones((32, 48), dtype=bool)
+    known[8:20, 12:30] = False
+    x, c, known_t = from_uint8(rgb)[None], torch.tensor([VECTOR]), torch.from_numpy(known)[None, None].float()
+    raws = []
+    model.output.register_forward_hook(lambda module, args, out: raws.append(out))
+    with torch.inference_mode(), devices.threads_for(0, CPU):
+        model.forward_any_size(x, c)
+        want = apply_gated_head(raws[-1], x, *input_stats(x), fill=head == "gated-fill", known=known_t)
+        got = net.forward_any_size(net.prepare(x), net.film(c), known_t)
+        told_nothing = net.forward_any_size(net.prepare(x), net.film(c))
+    assert (got - want).abs().max() < 1e-4 and (told_nothing - want).abs().max() > 1e-2
+    info = WeightsInfo("tiny.safetensors", model.config, DEFAULT_TASK_SET, provenance={"size": 64})
+    engine = Translator(model, info, device="cpu", precision="fp32")
+    assert engine.enlargement(32, 48) > 1  # a small image, which runs as it is when told what is known
+    out = engine.translate_array(rgb, VECTOR, known=known)
+    assert (out[known] == rgb[known]).all() and (out[~known] != rgb[~known]).any()
+
+
 def test_the_engine_owns_its_context_branch_and_shares_only_the_frozen_backbone():
     model = make_tiny_model(config=replace(TINY_CONFIG, context=2, context_backbone="efficientnet-lite0"))
     net = InferenceNet(model, CPU, torch.float32)
@@ -219,9 +247,9 @@ def network_input_sizes(engine: Translator) -> list[tuple[int, int]]:
     """Record the (H, W) of every image the engine's network is given, from now on."""
     sizes, forward = [], engine.net.forward_any_size
 
-    def recording(x, film):
+    def recording(x, film, known=None):
         sizes.append(tuple(x.shape[-2:]))
-        return forward(x, film)
+        return forward(x, film, known)
 
     engine.net.forward_any_size = recording
     return sizes

@@ -5,8 +5,8 @@ tint from what the hole held. The blend keeps the fill's own gradients (the netw
 adds a harmonic correction, smooth everywhere in the region, that makes the fill meet the pixels around it
 (Iizuka et al. 2017 post-process their completions the same way). Two uses:
 
-- `poisson_blend`: a user's mask (`apply --mask`): +1.2 dB inside the holes on the val photos
-  (weights/training/probes/usermask/results.txt);
+- `poisson_blend`: a user's mask (`apply --mask`): +0.46 dB inside the holes on the val photos (+1.26 when the
+  head read the holes from its gate; weights/training/probes/usermask/results.txt);
 - `blend_generated`: a plain restoration (`--task inpaint`, `denoise`, both), where the gated head's own gate
   says which pixels the network generated: +0.9 dB inside the holes and the scratches on the val crops
   (weights/training/probes/gateblend/README.txt).

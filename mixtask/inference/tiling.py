@@ -67,7 +67,7 @@ class StreamableNet(Protocol):
         self, h: torch.Tensor, film, stats: list, band: int | None = None, features=None
     ) -> torch.Tensor: ...
     def decode(self, h: torch.Tensor, film, stats: list, stop: int | None = None) -> torch.Tensor: ...
-    def finish(self, raw: torch.Tensor, x: torch.Tensor, stats) -> torch.Tensor: ...
+    def finish(self, raw: torch.Tensor, x: torch.Tensor, stats, known=None) -> torch.Tensor: ...
 
 
 UNTILED_BYTES_PER_PIXEL = {"fp32": 420, "half": 320}
@@ -187,18 +187,20 @@ def decode_streamed(net: StreamableNet, h: torch.Tensor, film, tile: int, stats:
 
 
 @torch.inference_mode()
-def stream(net: StreamableNet, x: torch.Tensor, film, tile: int | None, write: Callable) -> None:
+def stream(net: StreamableNet, x: torch.Tensor, film, tile: int | None, write: Callable, known=None) -> None:
     """Run `net` over image x (1, 3, H, W), H and W multiples of 4, tile by tile.
 
     x may be uint8 or float and stay on the CPU: each tile is moved and converted on its own.
     `write(core, top, left)` receives the output (1, 3, h, w) in the net's dtype tile by tile.
+    `known`: None, or (1, 1, H, W) float on the net's device, the head's known pixels (`net.finish`).
     """
     tile = tile or DEFAULT_TILE.get(net.device.type, 1024)
     head_stats = input_stats_streamed(net, x, tile) if net.gated else None
 
     def finish(raw: torch.Tensor, top: int, left: int) -> None:
         rows, columns = slice(top, top + raw.shape[2]), slice(left, left + raw.shape[3])
-        write(net.finish(raw, net.prepare(x[:, :, rows, columns]), head_stats), top, left)
+        known_here = None if known is None else known[:, :, rows, columns]
+        write(net.finish(raw, net.prepare(x[:, :, rows, columns]), head_stats, known_here), top, left)
 
     stats: list = []
     features = net.image_features(x)  # the context branch's backbone, if any: tiled on its own (bounded memory)

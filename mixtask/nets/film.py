@@ -255,7 +255,12 @@ def recording_gates() -> Iterator[list[torch.Tensor]]:
 
 
 def apply_gated_head(
-    raw: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, fill: bool = False
+    raw: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    fill: bool = False,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The gated output head (config `head="gated"`, our change to the paper): y from raw, in fp32.
 
@@ -276,12 +281,20 @@ def apply_gated_head(
     the input instead of its whole-image mean: `local_fill` of x from the pixels the gate keeps. The
     network then predicts a hole's or a scratch's colour against what surrounds it, and a colour of 0
     already gives a smooth fill (model card, "The gated head's fill").
+
+    `known` (B, 1, H, W) in [0, 1], where a caller knows which pixels are missing (a user's inpainting mask,
+    `mixtask.apply.usermask`), replaces the gate: known pixels pass through, the rest are generated, and the
+    local fill reads the known pixels alone. The network's own gate is a soft guess of the same map.
     """
     raw, x = raw.float(), x.float()
     if _gate_logits is not None:
         _gate_logits.append(raw[:, 3:4])
     colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
-    base = local_fill(x, kept_weight(gate.detach()), mean) if fill else mean
+    if known is None:
+        keep = kept_weight(gate.detach())
+    else:
+        gate = keep = known.float()
+    base = local_fill(x, keep, mean) if fill else mean
     generated = colour * (blend * std + (1 - blend)) + blend * base
     return torch.lerp(generated, x, gate)
 
