@@ -86,7 +86,10 @@ DAMAGE_WEIGHT_HELP = (
     "inpaint/denoise alone: add this times the L2 over the damaged pixels only; with --resume from here on.  "
     "\\[default: 0, off]"
 )
-KEEP_WEIGHT_HELP = "inpaint/denoise alone: BCE of the gated head's gate against the undamaged pixels, times this."
+KEEP_WEIGHT_HELP = (
+    "inpaint/denoise alone: BCE of the gated head's gate against the undamaged pixels, times this; with --resume "
+    "from here on.  \\[default: 0, off]"
+)
 RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image (it pulls kept pixels to exact)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
@@ -163,7 +166,7 @@ def train_command(
     deep_seg_weight: float = typer.Option(TrainOptions.deep_seg_weight, "--deep-seg-weight", help=DEEP_SEG_HELP),
     ema_decay: float = typer.Option(None, "--ema-decay", help=EMA_HELP, show_default=False),
     damage_weight: float = typer.Option(None, "--damage-weight", help=DAMAGE_WEIGHT_HELP, show_default=False),
-    keep_weight: float = typer.Option(TrainOptions.keep_weight, "--keep-weight", help=KEEP_WEIGHT_HELP),
+    keep_weight: float = typer.Option(None, "--keep-weight", help=KEEP_WEIGHT_HELP, show_default=False),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
     style_texture: float = typer.Option(None, "--style-texture", help=STYLE_TEXTURE_HELP, show_default=False),
     teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder \\[default: ../shared/teachers]"),
@@ -237,7 +240,7 @@ def train_command(
             ema_decay=TrainOptions.ema_decay if ema_decay is None else ema_decay,
             deep_seg_weight=deep_seg_weight,
             damage_weight=damage_weight or 0.0,
-            keep_weight=keep_weight,
+            keep_weight=keep_weight or 0.0,
             restoration_l1=restoration_l1,
             style_texture=style_texture or 0.0,
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),

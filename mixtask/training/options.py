@@ -247,7 +247,7 @@ def weighting_needs_joint(weighting: str) -> str:
 # CLI's --resume and the sessions the training log records.
 RESUME_OVERRIDES = (
     "size", "lr", "job_weights", "compile", "composites", "seg_photos", "partial_strengths", "ema_decay",
-    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "tune_backbone",
+    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "keep_weight", "tune_backbone",
 )  # fmt: skip
 
 
@@ -259,7 +259,8 @@ def resume_options(
     rate `lr` (a step decay by hand), `job_weights`, `compile` on or off (speed only), seg `composites` or share of
     masked photos (`seg_photos`), share of batches at strengths below 1 (`partial_strengths`), weight of the
     styles' texture term (`style_texture`), of seg's L1 (`seg_l1_weight`), of the seg mixes' L1
-    (`mix_l1_weight`) or of the damaged pixels' L2 (`damage_weight`), the context backbone trained or frozen
+    (`mix_l1_weight`), of the damaged pixels' L2 (`damage_weight`) or of the restorations' gate BCE
+    (`keep_weight`), the context backbone trained or frozen
     (`tune_backbone`), or `ema_decay` (turned on here, the average starts from the weights at the resume)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
