@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mixtask.cli import app
 from mixtask.cli.train import resolve_mix_method
-from mixtask.errors import MixtaskError
+from mixtask.errors import MixtaskError, UsageError
 from mixtask.training import (
     STAGE1_NAME,
     StyleSpec,
@@ -110,6 +110,16 @@ def test_keep_weight_trains_the_gate_towards_the_undamaged_pixels(assets, tmp_pa
     mostly_kept = torch.ones(1, 1, 10, 10, dtype=torch.bool)
     mostly_kept[..., 0, 0] = False
     assert float(keep_loss(torch.full((1, 1, 10, 10), 9.0), mostly_kept)) == pytest.approx(0.5 * 9, abs=0.01)
+
+
+def test_keep_kinds_chooses_which_restorations_gates_are_supervised(assets, tmp_path):
+    options = tiny_options(assets, tmp_path / "run", keep_weight=0.02, keep_kinds="inpaint", adversarial_weight=0.0)
+    run = setup_run(options, no_ddp())
+    inpaint, denoise = (next(job for job in run.plan.jobs(1) if job.name == name) for name in ("inpaint", "denoise"))
+    assert "inpaint.keep" in optimize(run, inpaint, prepare(run, inpaint))
+    assert "denoise.keep" not in optimize(run, denoise, prepare(run, denoise))
+    with pytest.raises(UsageError, match="--keep-kinds"):
+        check_options(replace(options, keep_kinds="inpaint,seg"))
 
 
 def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):

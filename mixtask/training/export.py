@@ -73,6 +73,7 @@ def provenance(run: Run, stage: int) -> dict:
         "ema_decay": options.ema_decay,
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
+        "keep_kinds": options.keep_kinds,
         "restoration_l1": options.restoration_l1,
         "style_texture": options.style_texture,
         "tune_backbone": options.tune_backbone,

@@ -18,6 +18,7 @@ from mixtask.choices import (
     WEIGHTINGS,
 )
 from mixtask.errors import MixtaskError, UsageError
+from mixtask.mixing import KIND_ROLES
 from mixtask.nets import registry as archs
 
 MIX_METHODS = (1, 2, 3)
@@ -63,6 +64,7 @@ class TrainOptions:
     deep_seg_weight: float = 0.0  # film, --seg-loss mask: BCE + Dice of a training-only head on the bottleneck
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
+    keep_kinds: str = "inpaint,denoise"  # which restorations' gates --keep-weight supervises (task kinds, commas)
     restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
     style_texture: float = 0.0  # --style-loss teacher: add this times a Gram loss against the rendering (TextureLoss)
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
@@ -204,6 +206,7 @@ def check_options(options: TrainOptions) -> None:
         (math.isfinite(options.style_texture) and options.style_texture >= 0, "--style-texture must be >= 0"),
         (options.style_texture == 0 or options.style_loss == "teacher", "--style-texture needs --style-loss teacher"),
         (options.keep_weight == 0 or options.head in GATED_HEADS, "--keep-weight needs a gated --head"),
+        (keep_kinds(options) <= set(RESTORATION_KINDS), f"--keep-kinds takes {' and '.join(RESTORATION_KINDS)}"),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
@@ -214,6 +217,14 @@ def check_options(options: TrainOptions) -> None:
             raise UsageError(message)
     parse_job_weights(options.job_weights)
     check_arch_can_mix(options)
+
+
+RESTORATION_KINDS = tuple(kind for kind, role in KIND_ROLES.items() if role.corrupts_input)  # inpaint, denoise
+
+
+def keep_kinds(options: TrainOptions) -> set[str]:
+    """The restorations (task kinds) whose gate `--keep-weight` supervises."""
+    return {kind.strip() for kind in options.keep_kinds.split(",") if kind.strip()}
 
 
 def check_arch_can_mix(options: TrainOptions) -> None:
@@ -247,7 +258,7 @@ def weighting_needs_joint(weighting: str) -> str:
 # CLI's --resume and the sessions the training log records.
 RESUME_OVERRIDES = (
     "size", "lr", "job_weights", "compile", "composites", "seg_photos", "partial_strengths", "ema_decay",
-    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "keep_weight", "tune_backbone",
+    "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "keep_weight", "keep_kinds", "tune_backbone",
 )  # fmt: skip
 
 
@@ -260,7 +271,7 @@ def resume_options(
     masked photos (`seg_photos`), share of batches at strengths below 1 (`partial_strengths`), weight of the
     styles' texture term (`style_texture`), of seg's L1 (`seg_l1_weight`), of the seg mixes' L1
     (`mix_l1_weight`), of the damaged pixels' L2 (`damage_weight`) or of the restorations' gate BCE
-    (`keep_weight`), the context backbone trained or frozen
+    (`keep_weight`, and which restorations: `keep_kinds`), the context backbone trained or frozen
     (`tune_backbone`), or `ema_decay` (turned on here, the average starts from the weights at the resume)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 

@@ -16,6 +16,7 @@ from mixtask.mixing import KIND_ROLES
 from mixtask.nets.film import recording_bottlenecks, recording_gates
 from mixtask.training import distributed as ddp
 from mixtask.training.batches import Batch, add_synthesized_target, make_batch, teacher_rendering, to_device
+from mixtask.training.options import keep_kinds
 from mixtask.training.plan import Job
 from mixtask.training.state import Run
 
@@ -76,7 +77,7 @@ def supervises_gate(run: Run, job: Job) -> bool:
         return False
     if rule.needs_mask:
         return run.options.seg_loss == "mask"
-    return bool(rule.corruptions) and run.options.keep_weight > 0
+    return bool(rule.corruptions) and run.options.keep_weight > 0 and rule.kinds[0] in keep_kinds(run.options)
 
 
 def damaged_pixels(batch: Batch) -> torch.Tensor:

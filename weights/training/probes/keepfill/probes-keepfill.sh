@@ -6,7 +6,8 @@
 # 256 px, the run's lr 1e-4, average 0.98, one thread each beside the long run, the same batches;
 # `--keep-weight W` (BCE of the gate against the undamaged pixels; about 0.12-0.18 against an image L2 of 0.001,
 # so W near 0.01 weighs them alike) against 0. Scored by `mixtask eval --only inpaint,denoise` on 48 val samples.
-# Usage (repository root): sh weights/training/probes/keepfill/probes-keepfill.sh NAME W
+# A third arm supervises inpaint's gate alone (`--keep-kinds inpaint`).
+# Usage (repository root): sh weights/training/probes/keepfill/probes-keepfill.sh NAME W [KINDS]
 set -e
 RESTORE="recon=0,inpaint=1,denoise=1,seg=0,style1=0,style2=0,denoise+style1=0,denoise+seg=0,seg+style1=0"
-START=61a4f18 END=721 sh weights/training/probes/branch.sh "$1" "$RESTORE" "--keep-weight $2" inpaint,denoise
+START=61a4f18 END=721 sh weights/training/probes/branch.sh "$1" "$RESTORE" "--keep-weight $2 --keep-kinds ${3:-inpaint,denoise}" inpaint,denoise
