@@ -202,6 +202,8 @@ def test_a_known_map_replaces_the_gate(head):
     assert engine.enlargement(32, 48) > 1  # a small image, which runs as it is when told what is known
     out = engine.translate_array(rgb, VECTOR, known=known)
     assert (out[known] == rgb[known]).all() and (out[~known] != rgb[~known]).any()
+    with pytest.raises(MixtaskError, match="known map"):
+        engine.translate_array(rgb, VECTOR, known=known[:-1])
 
 
 def test_the_engine_owns_its_context_branch_and_shares_only_the_frozen_backbone():

@@ -517,6 +517,8 @@ class Translator:
         rgb = rgb if rgb.flags.writeable else rgb.copy()  # torch warns on read-only arrays (np.asarray of PIL)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]  # (1, 3, H, W), channels-last
         if known is not None:
+            if np.shape(known) != rgb.shape[:2]:
+                raise MixtaskError(f"the known map is {np.shape(known)}, the image {rgb.shape[:2]}: they must match")
             known = torch.from_numpy(np.asarray(known, dtype=np.float32))[None, None].to(self.device)
         y = self._run(x, self.net.film(self._vectors(vector, 1, rgb.shape[:2])), to_bytes=True, known=known)
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
