@@ -45,6 +45,7 @@ KIND_ROLES = {
     "seg": KindRole(corrupts_input=False, transforms_target=False, masks_target=True, loss="l2+adversarial"),
     "style": KindRole(corrupts_input=False, transforms_target=True, masks_target=False, loss="perceptual"),
 }
+RESTORATION_KINDS = tuple(kind for kind, role in KIND_ROLES.items() if role.corrupts_input)  # inpaint, denoise
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ KEEP_WEIGHT_HELP = (
 )
 KEEP_KINDS_HELP = (
     "Which restorations' gates --keep-weight supervises: inpaint, denoise or both (commas); with --resume from here "
-    "on.  \\[default: inpaint,denoise]"
+    f"on.  \\[default: {TrainOptions.keep_kinds}]"
 )
 RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image (it pulls kept pixels to exact)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."

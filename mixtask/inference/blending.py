@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mixtask.mixing import RESTORATION_KINDS
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -35,13 +37,12 @@ FINE_SWEEPS, FINE_PIXELS = 8, 512 * 512  # above this size a level starts close 
 # crops: generated below 0.3 / 0.5 / 0.7: holes +0.84 / +0.91 / +0.67 dB; fading from 0.25: +0.90.
 GENERATED_BELOW = 0.5
 FULL_BELOW = 0.25
-RESTORATIONS = ("inpaint", "denoise")  # task kinds whose gate marks what was missing (seg's marks the object)
 
 
 def blends(task_set, vector) -> bool:
     """Whether `blend_generated` finishes this vector: restorations only, at least one of them on."""
     kinds = {task.kind for task, value in zip(task_set.tasks, vector, strict=True) if value > 0}
-    return bool(kinds) and kinds <= set(RESTORATIONS)
+    return bool(kinds) and kinds <= set(RESTORATION_KINDS)  # their gate marks what was missing (seg's: the object)
 
 
 def blend_generated(output: np.ndarray, gate: np.ndarray) -> np.ndarray:

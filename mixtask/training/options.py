@@ -18,7 +18,7 @@ from mixtask.choices import (
     WEIGHTINGS,
 )
 from mixtask.errors import MixtaskError, UsageError
-from mixtask.mixing import KIND_ROLES
+from mixtask.mixing import RESTORATION_KINDS
 from mixtask.nets import registry as archs
 
 MIX_METHODS = (1, 2, 3)
@@ -217,9 +217,6 @@ def check_options(options: TrainOptions) -> None:
             raise UsageError(message)
     parse_job_weights(options.job_weights)
     check_arch_can_mix(options)
-
-
-RESTORATION_KINDS = tuple(kind for kind, role in KIND_ROLES.items() if role.corrupts_input)  # inpaint, denoise
 
 
 def keep_kinds(options: TrainOptions) -> set[str]:

@@ -8,7 +8,7 @@ Usage (from the repository root): python weights/training/probes/fillhead/holedi
 """
 
 import sys
-import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,24 +16,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mixtask.data import CORRUPTIONS, SampleMaker, default_max_side, load_dataset
 from mixtask.nets import film
-from mixtask.weights import load_weights
 
-COUNT = 16
-torch.set_num_threads(1)
-model, info = load_weights(sys.argv[1])
-model.eval()
-dataset = load_dataset("../shared/data", "val", max_side=default_max_side(256))
-clean = SampleMaker(dataset, 256, 0).clean(COUNT)
-x, mask = CORRUPTIONS["inpaint"](clean, torch.Generator().manual_seed(zlib.crc32(b"inpaint")))
-c = torch.tensor(info.task_set.vector({"inpaint": 1.0})).expand(COUNT, -1)
-raws = []
-hook = model.output.register_forward_hook(lambda module, args, out: raws.append(out))
-with torch.inference_mode():
-    y = model.forward_any_size(x, c).float().clamp(0, 1)
-hook.remove()
-raw = raws[-1].float()[..., :256, :256]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from evalcrops import COUNT, damaged_run, load
+
+model, info, clean = load(sys.argv[1])
+x, mask, y, raw = damaged_run(model, info, clean, "inpaint")
 colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
 keep = 1 - mask
 

@@ -8,22 +8,18 @@ Usage (repository root): python weights/training/probes/keepfill/gatediag.py WEI
 """
 
 import sys
-import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from mixtask.data import CORRUPTIONS, SampleMaker, default_max_side, load_dataset
 from mixtask.nets import film
 from mixtask.training.losses import keep_loss
-from mixtask.weights import load_weights
 
-COUNT = 16
-torch.set_num_threads(1)
-model, info = load_weights(sys.argv[1])
-model.eval()
-dataset = load_dataset("../shared/data", "val", max_side=default_max_side(256))
-clean = SampleMaker(dataset, 256, 0).clean(COUNT)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from evalcrops import COUNT, damaged_run, load
+
+model, info, clean = load(sys.argv[1])
 
 
 def psnr(out: torch.Tensor, where: torch.Tensor) -> float:
@@ -31,14 +27,7 @@ def psnr(out: torch.Tensor, where: torch.Tensor) -> float:
 
 
 def diagnose(kind: str) -> None:
-    x, mask = CORRUPTIONS[kind](clean, torch.Generator().manual_seed(zlib.crc32(kind.encode())))
-    condition = torch.tensor(info.task_set.vector({kind: 1.0})).expand(COUNT, -1)
-    raws = []
-    hook = model.output.register_forward_hook(lambda module, args, out: raws.append(out))
-    with torch.inference_mode():
-        y = model.forward_any_size(x, condition).float().clamp(0, 1)
-    hook.remove()
-    raw = raws[-1].float()[..., :256, :256]
+    x, mask, y, raw = damaged_run(model, info, clean, kind)
     colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
     mean, std = film.input_stats(x)
     damaged, everywhere = mask.bool().expand_as(x), torch.ones_like(x, dtype=torch.bool)
