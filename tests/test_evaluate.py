@@ -60,6 +60,8 @@ def data_root(tmp_path_factory) -> Path:
 class IdentityModel(TaskNet):
     """The trivially perfect reconstruction: output = input, whatever the task vector."""
 
+    config = ModelConfig(num_tasks=1)  # what a loaded model carries (`apply`'s Translator reads its architecture)
+
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -72,6 +74,7 @@ class LeftHalfGateModel(TaskNet):
     black generated colours."""
 
     LEFT = 0.5
+    config = IdentityModel.config
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         from mixtask.nets.film import apply_gated_head, input_stats
@@ -273,6 +276,22 @@ def test_seg_gets_the_alpha_cutouts_iou_and_a_seg_mix_its_read_back_ceiling(
     monkeypatch.setattr(evaluate, "load_model", lambda path: (IdentityModel(), read_info(path)))
     assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
     assert all(ALPHA_ROW not in g["rows"] for g in json.loads(out.read_text())["groups"])
+
+
+def test_inpaint_gets_the_row_of_apply_given_the_mask(tiny_weights, data_root, tmp_path):
+    """The row runs `apply --mask`'s own path on the eval's holes: every pixel outside them is the input's, so
+    an untrained network that garbles the whole image scores far higher on it than its blind row, and the
+    holes' pixels are scored as the blind row's are. Denoise has no mask to give."""
+    from mixtask.evaluation.groups import GIVEN_MASK_ROW
+
+    out = tmp_path / "given.json"
+    only = ("--only", "inpaint,denoise")
+    assert _eval("-w", tiny_weights, "--data", data_root, *SIZE, *COUNT, *only, "--json", out).exit_code == 0
+    groups = {g["name"]: g["rows"] for g in json.loads(out.read_text())["groups"]}
+    given, blind = groups["inpaint"][GIVEN_MASK_ROW], groups["inpaint"]["model"]
+    assert given["psnr"] > blind["psnr"] + 10
+    assert given["psnr"] > given["psnr_damaged"] + 3  # the error is in the holes alone
+    assert GIVEN_MASK_ROW not in groups["denoise"]
 
 
 def test_a_restoration_gets_the_row_of_its_blended_output(tiny_weights, data_root, tmp_path, monkeypatch):

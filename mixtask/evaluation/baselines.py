@@ -2,7 +2,8 @@
 
 Denoising (scratch removal): OpenCV median filter (3 and 5 px) and non-local means
 (Buades et al. 2005, `cv2.fastNlMeansDenoisingColored`). Inpainting: Telea (2004) fast marching,
-`cv2.inpaint`, given the TRUE hole mask, which the network never sees (an advantage to Telea).
+`cv2.inpaint`, given the TRUE hole mask, which the network's own row never sees (an advantage to Telea); the row
+`model given the mask` (`mixtask.evaluation.groups`) is told it too, as `apply --mask` is.
 `BASELINES` maps a task kind to its baselines; each takes the damaged batch (B, 3, H, W) in
 [0, 1] and the damage mask (B, 1, H, W) and returns the restored batch.
 """

@@ -19,6 +19,7 @@ from mixtask.tasks import Task
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the cut-out's alpha (the gate, flip-averaged) instead
 BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.blend_generated`
+GIVEN_MASK_ROW = "model given the mask (apply --mask)"  # inpaint told where the holes are, as Telea is
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"
 MIX_TEACHER_NOTE = "mix targets: their style part is rendered by the Magenta style teacher"
 
@@ -97,6 +98,8 @@ def restoration_groups(ctx: Context, task: Task) -> list[Group]:
     gate = ctx.gate(damaged, {task.name: 1.0})
     if gate is not None:
         rows[BLENDED_ROW] = pixel_metrics(_blended(output, gate), clean, mask)
+    if task.kind == "inpaint":
+        rows[GIVEN_MASK_ROW] = pixel_metrics(ctx.inpaint_given_mask(damaged, mask, {task.name: 1.0}), clean, mask)
     rows["identity"] = pixel_metrics(damaged, clean, mask)
     baselines = {name: pixel_metrics(fn(damaged, mask), clean, mask) for name, fn in BASELINES[task.kind].items()}
     best = max(baselines, key=lambda name: baselines[name]["psnr"]) if baselines else None

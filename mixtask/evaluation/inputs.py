@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,6 +20,10 @@ from mixtask.errors import MixtaskError
 from mixtask.nets.capabilities import Capabilities
 from mixtask.tasks import Task, TaskSet
 from mixtask.tensors import from_uint8, to_array
+
+if TYPE_CHECKING:
+    from mixtask.inference.translator import Translator
+    from mixtask.weights import WeightsInfo
 
 MIN_SIZE, MIN_COUNT = 32, 2
 VGG_FILE, EFFNET_FILE = "vgg16-features.safetensors", efficientnet_lite.FILE_NAME
@@ -96,6 +101,8 @@ class Context:
     cache: dict = field(default_factory=dict)  # (id of a kept input, vector) -> output
     can: Capabilities = field(default_factory=lambda: Capabilities("film"))  # what the architecture can do
     saliency: Callable[[torch.Tensor], torch.Tensor] | None = None  # U²-Net-p's masks, when it runs here
+    info: WeightsInfo | None = None  # the weights' metadata: `apply`'s own path (`inpaint_given_mask`) needs it
+    _translator: Translator | None = field(default=None, repr=False)
 
     def generator(self, label: str) -> torch.Generator:
         """A fresh generator per task / mix: its corruptions do not depend on what ran before."""
@@ -109,6 +116,22 @@ class Context:
         if key not in self.cache:
             self.cache[key] = CORRUPTIONS[task.kind](self.samples.clean, self.generator(task.name))
         return self.cache[key]
+
+    def inpaint_given_mask(self, damaged: torch.Tensor, mask: torch.Tensor, strengths: dict[str, float]):
+        """`damaged` (B, 3, H, W) in [0, 1] with its holes `mask` (B, 1, H, W) filled as `mixtask apply --mask`
+        fills them (`mixtask.apply.usermask.inpaint`: the network told where the holes are, its fill blended into
+        their rim, every other pixel kept), 8-bit, on the CPU; in fp32 like the model's other rows."""
+        from mixtask.apply.usermask import inpaint
+        from mixtask.inference.translator import Translator
+
+        if self._translator is None:
+            self._translator = Translator(self.model, self.info, device=self.options.device, precision="fp32")
+        vector = self.task_set.vector(strengths)
+        filled = [
+            from_uint8(inpaint(self._translator, to_array(image), hole[0].numpy() > 0.5, vector))
+            for image, hole in zip(damaged, mask, strict=True)
+        ]
+        return torch.stack(filled)
 
     def translate(self, x: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor:
         """The model's output for `x` at the given strengths, clamped to [0, 1], on the CPU.

@@ -125,7 +125,7 @@ def run_evaluation(options: EvalOptions, backbones: Backbones | None = None, log
         scored = {part for name in options.only for part in name.split("+")} or {task.name for task in tasks}
         has_style = any(task.kind == "style" and task.name in scored for task in info.task_set.tasks)
         backbones = load_backbones(options) if has_style else Backbones()
-    ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes, can=can)
+    ctx = Context(model, info.task_set, options, samples, backbones, {}, notes + backbones.notes, can=can, info=info)
     ctx.styles = load_styles(ctx, info.provenance)
     if any(task.kind == "seg" for task in tasks):
         ctx.saliency = saliency_teacher(ctx.notes)
