@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from mixtask.cli import app
 from mixtask.inference.blending import GENERATED_BELOW, blend_generated, blends, poisson_blend
 from mixtask.inference.translator import Translator
+from mixtask.nets.film import sharpen_gate
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 from tests.conftest import make_tiny_model
@@ -107,6 +108,18 @@ def test_translate_with_gate_reads_the_gate_of_the_same_pass(translator, size):
     np.testing.assert_allclose(gate, translator.gate_array(rgb, vector), atol=1e-5)
 
 
+def test_a_sharpened_pass_is_the_pass_told_its_sharpened_gate(translator):
+    """`sharpen`: the head mixes with its gate ramped (0 below 0.3, 1 above 0.7) and reads it as the kept pixels, as
+    it reads a known map; the gate returned is the ramped one, and the gate of the plain pass is the same."""
+    vector = DEFAULT_TASK_SET.vector({"inpaint": 1.0})
+    output, soft = translator.translate_with_gate(RGB, vector)
+    sharp_output, sharp = translator.translate_with_gate(RGB, vector, sharpen=True)
+    np.testing.assert_allclose(sharp, sharpen_gate(soft), atol=1e-5)
+    assert ((soft > 0) & (soft < 0.3)).any() and (sharp[soft < 0.3] == 0).all() and (sharp[soft > 0.7] == 1).all()
+    np.testing.assert_array_equal(sharp_output, translator.translate_array(RGB, vector, known=sharp))
+    assert (sharp_output != output).any()
+
+
 def test_apply_writes_the_blended_restoration(translator, tmp_path):
     photo, out = tmp_path / "photo.png", tmp_path / "o.png"
     Image.fromarray(RGB).save(photo)
@@ -114,7 +127,7 @@ def test_apply_writes_the_blended_restoration(translator, tmp_path):
     args = ["apply", f"{photo}", "-t", "inpaint", "-w", f"{weights}", "--precision", "fp32", "-o", f"{out}"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    output, gate = translator.translate_with_gate(RGB, DEFAULT_TASK_SET.vector({"inpaint": 1.0}))
+    output, gate = translator.translate_with_gate(RGB, DEFAULT_TASK_SET.vector({"inpaint": 1.0}), sharpen=True)
     assert (gate < GENERATED_BELOW).any() and (gate >= GENERATED_BELOW).any()
     written = np.asarray(Image.open(out))
     np.testing.assert_array_equal(written, blend_generated(output, gate))

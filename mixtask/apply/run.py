@@ -201,14 +201,12 @@ def _translated(run: _Run, loaded: images.LoadedImage, job: Job):
 def render(translator, loaded: images.LoadedImage, condition: Condition, cut: cutout.Cutout | None = None, mask=None):
     """The output as a PIL image: the translation with the input's alpha kept, seg's cut-out (`cut`, from
     `cutout.plan_cutout`), or with a user `mask` (H, W) bool an inpainting of the masked pixels only (both
-    planned for a uniform condition only). A restoration (inpaint, denoise) is finished by blending what the
-    network generated into the pixels around it (`blending.blend_generated`)."""
+    planned for a uniform condition only). A restoration (inpaint, denoise) runs with its gate sharpened and is
+    finished by blending what the network generated into the pixels around it (`blending.restore`)."""
     if mask is not None:
         return images.to_pil(usermask.inpaint(translator, loaded.rgb, mask, condition.uniform), loaded.alpha)
     if condition.uniform is not None and blending.blends(translator.task_set, condition.uniform):
-        output, gate = translator.translate_with_gate(loaded.rgb, condition.uniform)
-        output = output if gate is None else blending.blend_generated(output, gate)
-        return images.to_pil(output, loaded.alpha)
+        return images.to_pil(blending.restore(translator, loaded.rgb, condition.uniform), loaded.alpha)
     if cut is None or cut.mode == "black":
         return images.to_pil(condition.run(translator, loaded.rgb), loaded.alpha)
     rgb, alpha, grey = cutout.render(translator, loaded.rgb, cut, condition.uniform)

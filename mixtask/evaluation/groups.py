@@ -18,7 +18,7 @@ from mixtask.tasks import Task
 
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the cut-out's alpha (the gate, flip-averaged) instead
-BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.blend_generated`
+BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.restore`
 GIVEN_MASK_ROW = "model given the mask (apply --mask)"  # inpaint told where the holes are, as Telea is
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"
 MIX_TEACHER_NOTE = "mix targets: their style part is rendered by the Magenta style teacher"
@@ -95,9 +95,8 @@ def restoration_groups(ctx: Context, task: Task) -> list[Group]:
     damaged, mask = ctx.damaged(task)
     output = ctx.translate(damaged, {task.name: 1.0})
     rows = {"model": pixel_metrics(output, clean, mask)}
-    gate = ctx.gate(damaged, {task.name: 1.0})
-    if gate is not None:
-        rows[BLENDED_ROW] = pixel_metrics(_blended(output, gate), clean, mask)
+    if ctx.gate(damaged, {task.name: 1.0}) is not None:
+        rows[BLENDED_ROW] = pixel_metrics(ctx.as_applied(damaged, {task.name: 1.0}), clean, mask)
     if task.kind == "inpaint":
         rows[GIVEN_MASK_ROW] = pixel_metrics(ctx.inpaint_given_mask(damaged, mask, {task.name: 1.0}), clean, mask)
     rows["identity"] = pixel_metrics(damaged, clean, mask)
@@ -105,15 +104,6 @@ def restoration_groups(ctx: Context, task: Task) -> list[Group]:
     best = max(baselines, key=lambda name: baselines[name]["psnr"]) if baselines else None
     source = f"clean crops with {'holes' if task.kind == 'inpaint' else 'scratches'}"
     return [Group(task.name, task.kind, source, len(clean), {**rows, **baselines}, list(baselines), best)]
-
-
-def _blended(output: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """The outputs (B, 3, H, W) in [0, 1] as `apply` writes them: 8-bit, blended where the gate says generated."""
-    from mixtask.inference.blending import blend_generated
-    from mixtask.tensors import from_uint8, to_array
-
-    finished = [blend_generated(to_array(y), g[0].numpy()) for y, g in zip(output, gate, strict=True)]
-    return torch.stack([from_uint8(image) for image in finished])
 
 
 def _seg_group(ctx: Context, task: Task, name: str, source: str, images: torch.Tensor, masks: torch.Tensor):

@@ -117,21 +117,34 @@ class Context:
             self.cache[key] = CORRUPTIONS[task.kind](self.samples.clean, self.generator(task.name))
         return self.cache[key]
 
+    def as_applied(self, x: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor:
+        """A restoration alone as `mixtask apply` writes it (`mixtask.inference.blending.restore`: the gate
+        sharpened, the generated pixels blended into the kept ones), 8-bit, on the CPU."""
+        from mixtask.inference.blending import restore
+
+        vector = self.task_set.vector(strengths)
+        return torch.stack([from_uint8(restore(self._apply_translator(), to_array(image), vector)) for image in x])
+
     def inpaint_given_mask(self, damaged: torch.Tensor, mask: torch.Tensor, strengths: dict[str, float]):
         """`damaged` (B, 3, H, W) in [0, 1] with its holes `mask` (B, 1, H, W) filled as `mixtask apply --mask`
         fills them (`mixtask.apply.usermask.inpaint`: the network told where the holes are, its fill blended into
-        their rim, every other pixel kept), 8-bit, on the CPU; in fp32 like the model's other rows."""
+        their rim, every other pixel kept), 8-bit, on the CPU."""
         from mixtask.apply.usermask import inpaint
+
+        vector = self.task_set.vector(strengths)
+        filled = [
+            from_uint8(inpaint(self._apply_translator(), to_array(image), hole[0].numpy() > 0.5, vector))
+            for image, hole in zip(damaged, mask, strict=True)
+        ]
+        return torch.stack(filled)
+
+    def _apply_translator(self) -> Translator:
+        """`apply`'s engine around the evaluated model, in fp32 like the model's other rows."""
         from mixtask.inference.translator import Translator
 
         if self._translator is None:
             self._translator = Translator(self.model, self.info, device=self.options.device, precision="fp32")
-        vector = self.task_set.vector(strengths)
-        filled = [
-            from_uint8(inpaint(self._translator, to_array(image), hole[0].numpy() > 0.5, vector))
-            for image, hole in zip(damaged, mask, strict=True)
-        ]
-        return torch.stack(filled)
+        return self._translator
 
     def translate(self, x: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor:
         """The model's output for `x` at the given strengths, clamped to [0, 1], on the CPU.

@@ -7,8 +7,8 @@ adds a harmonic correction, smooth everywhere in the region, that makes the fill
 
 - `poisson_blend`: a user's mask (`apply --mask`): +0.46 dB inside the holes on the val photos (+1.26 when the
   head read the holes from its gate; weights/training/probes/usermask/results.txt);
-- `blend_generated`: a plain restoration (`--task inpaint`, `denoise`, both), where the gated head's own gate
-  says which pixels the network generated: +0.9 dB inside the holes and the scratches on the val crops
+- `blend_generated`: a plain restoration (`--task inpaint`, `denoise`, both; `restore`), where the gated head's
+  own gate says which pixels the network generated: +0.9 dB inside the holes and the scratches on the val crops
   (weights/training/probes/gateblend/README.txt).
 
 The correction h is harmonic in the region, and on the ring of known pixels around it (those with a 4-neighbour
@@ -43,6 +43,14 @@ def blends(task_set, vector) -> bool:
     """Whether `blend_generated` finishes this vector: restorations only, at least one of them on."""
     kinds = {task.kind for task, value in zip(task_set.tasks, vector, strict=True) if value > 0}
     return bool(kinds) and kinds <= set(RESTORATION_KINDS)  # their gate marks what was missing (seg's: the object)
+
+
+def restore(translator, rgb: np.ndarray, vector) -> np.ndarray:
+    """(H, W, 3) uint8 under a restoration alone (`blends`) -> the output as `apply` writes it: one pass with the
+    gated head's gate sharpened (`mixtask.nets.film.sharpened_gates`), the generated pixels blended into the
+    passed-through pixels around them (`blend_generated`)."""
+    output, gate = translator.translate_with_gate(rgb, vector, sharpen=True)
+    return output if gate is None else blend_generated(output, gate)
 
 
 def blend_generated(output: np.ndarray, gate: np.ndarray) -> np.ndarray:

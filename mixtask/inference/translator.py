@@ -59,6 +59,7 @@ PROBE_SIZE = 64
 ENLARGE_MAX_ASPECT = 4
 
 Stats = list  # per norm layer, in order: (mean, var), each (B or 1, C) fp32
+Gated = tuple[np.ndarray, np.ndarray | None]  # an output (H, W, 3) uint8 and its gate (H, W) float32, or None
 
 
 def enlarged_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -524,26 +525,32 @@ class Translator:
         return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
     @torch.inference_mode()
-    def translate_with_gate(self, rgb: np.ndarray, vector) -> tuple[np.ndarray, np.ndarray | None]:
+    def translate_with_gate(self, rgb: np.ndarray, vector, sharpen: bool = False) -> Gated:
         """`translate_array`'s output and the gated head's gate, (H, W) float32 in [0, 1], from the same pass
-        (None for the rgb head). An image streamed in tiles takes its gate from `gate_array`'s one pass."""
+        (None for the rgb head). An image streamed in tiles takes its gate from `gate_array`'s one pass.
+        `sharpen`: the head mixes with its gate sharpened, and that gate is returned (`film.sharpened_gates`:
+        a restoration's finish)."""
         import torch.nn.functional as F
 
-        from mixtask.nets.film import recording_gates
+        from mixtask.nets.film import recording_gates, sharpen_gate, sharpened_gates
 
         height, width = rgb.shape[:2]
         scale = self.enlargement(height, width)
-        if scale == 1 and self._tiled(height, width):
-            return self.translate_array(rgb, vector), self.gate_array(rgb, vector)
-        with recording_gates() as gates:
-            output = self.translate_array(rgb, vector)
+        with sharpened_gates() if sharpen else contextlib.nullcontext():
+            if scale == 1 and self._tiled(height, width):
+                gate = self.gate_array(rgb, vector)
+                output = self.translate_array(rgb, vector)
+                return output, (sharpen_gate(gate) if sharpen and gate is not None else gate)
+            with recording_gates() as gates:
+                output = self.translate_array(rgb, vector)
         if not gates:
             return output, None
         ran = enlarged_size(height, width, scale)  # the size the network ran at (its input padded beyond it)
         gate = torch.sigmoid(gates[-1].float())[..., : ran[0], : ran[1]].cpu()
         if ran != (height, width):
             gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)  # as gate_array
-        return output, np.ascontiguousarray(gate[0, 0].clamp_(0, 1).numpy())
+        gate = gate[0, 0].clamp_(0, 1)
+        return output, np.ascontiguousarray((sharpen_gate(gate) if sharpen else gate).numpy())
 
     @torch.inference_mode()
     def gate_array(self, rgb: np.ndarray, vector, max_side: int = 1024) -> np.ndarray | None:
