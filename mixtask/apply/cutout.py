@@ -11,7 +11,12 @@
 The mask is the network's own: for the gated head (the shipped default) the gate of seg alone at the
 vector's seg strength (`Translator.gate_array`), averaged with the gate of the mirrored image mirrored back
 (a test-time flip: on the 48 val samples of the model card the alpha's IoU at one half rose from 0.603 to 0.618
-on composites and from 0.641 to 0.657 on photos; weights/training/probes/segtta/); for the paper's rgb head,
+on composites and from 0.641 to 0.657 on photos; weights/training/probes/segtta/), then sharpened as `apply`
+sharpens a restoration's gate (`film.sharpen_gate`: 0 below 0.3, 1 above 0.7, linear between, so the edges stay
+soft). The soft gate kept a faint haze over the whole background: on those samples, with the step-601 file, the
+IoU of any visible alpha rose from 0.212 to 0.568 on composites and from 0.420 to 0.700 on photos, and of the
+premultiplied colours read as the eval reads a black background from 0.544 to 0.582 and from 0.656 to 0.682; at one
+half it is the same (weights/training/probes/segsharp/results.txt). For the paper's rgb head,
 which has no gate, the seg output's brightest channel, scaled so that the eval's read-out threshold (0.1)
 becomes one half.
 """
@@ -76,10 +81,12 @@ def object_mask(translator, rgb: np.ndarray, cutout: Cutout, vector: tuple[float
     alone = tuple(value if i == cutout.seg_index else 0.0 for i, value in enumerate(vector))
     import numpy as np
 
+    from mixtask.nets.film import sharpen_gate
+
     gate = translator.gate_array(rgb, alone, max_side=MASK_SIDE)
     if gate is not None:
         mirrored = translator.gate_array(np.ascontiguousarray(rgb[:, ::-1]), alone, max_side=MASK_SIDE)
-        return (gate + mirrored[:, ::-1]) / 2
+        return sharpen_gate((gate + mirrored[:, ::-1]) / 2)
     output = translator.translate_array(rgb, alone).astype(np.float32) / 255
     return np.clip(output.max(axis=2) / (2 * FOREGROUND_THRESHOLD), 0, 1)
 

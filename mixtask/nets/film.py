@@ -226,12 +226,14 @@ def input_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _gate_logits: list[torch.Tensor] | None = None  # where `recording_gates` collects the gated head's gate logits
 _bottlenecks: list[torch.Tensor] | None = None  # where `recording_bottlenecks` collects MixNet's bottleneck features
 _gate_ramp: tuple[float, float] | None = None  # set by `sharpened_gates`: the band `sharpen_gate` ramps over
-# A restoration's gate, sharpened: 0 below 0.3, 1 above 0.7, linear between. The network's soft gate lets some of a
-# hole's constant colour through (gates of 0.1-0.3 over holes) and blurs some known pixels (0.7-0.9). On the eval's
-# 16 val crops with the step-601 file, as `apply` finishes them: holes 19.78 -> 20.22 dB, scratches 20.23 -> 20.28;
-# a hard step at 0.5 gave 20.21 / 20.29, ramps over 0.45-0.55 and 0.4-0.6 the same within 0.05 dB: the widest keeps
-# the output smoothest in space and strength (weights/training/probes/selfmask/results.txt).
-RESTORATION_GATE_RAMP = (0.3, 0.7)
+# A gate as `apply` finishes with it, sharpened: 0 below 0.3, 1 above 0.7, linear between (`sharpen_gate`).
+# A restoration's: the network's soft gate lets some of a hole's constant colour through (gates of 0.1-0.3 over
+# holes) and blurs some known pixels (0.7-0.9). On the eval's 16 val crops with the step-601 file, as `apply`
+# finishes them: holes 19.78 -> 20.22 dB, scratches 20.23 -> 20.28; a hard step at 0.5 gave 20.21 / 20.29, ramps
+# over 0.45-0.55 and 0.4-0.6 the same within 0.05 dB: the widest keeps the output smoothest in space and strength
+# (weights/training/probes/selfmask/results.txt). Seg's cut-out alpha (`mixtask.apply.cutout`): the faint haze it
+# kept over the whole background goes (weights/training/probes/segsharp/results.txt).
+GATE_RAMP = (0.3, 0.7)
 
 
 @contextlib.contextmanager
@@ -262,7 +264,7 @@ def recording_gates() -> Iterator[list[torch.Tensor]]:
 
 
 @contextlib.contextmanager
-def sharpened_gates(ramp: tuple[float, float] = RESTORATION_GATE_RAMP) -> Iterator[None]:
+def sharpened_gates(ramp: tuple[float, float] = GATE_RAMP) -> Iterator[None]:
     """Inside the block, every gated head mixes with its gate sharpened (`sharpen_gate`), and its local fill reads
     the sharpened gate as the kept pixels: `apply`'s finish of a restoration alone, where the gate marks what was
     missing (for seg it is the object's soft alpha, which stays soft)."""
@@ -274,7 +276,7 @@ def sharpened_gates(ramp: tuple[float, float] = RESTORATION_GATE_RAMP) -> Iterat
         _gate_ramp = previous
 
 
-def sharpen_gate(gate, ramp: tuple[float, float] = RESTORATION_GATE_RAMP):
+def sharpen_gate(gate, ramp: tuple[float, float] = GATE_RAMP):
     """A gate in [0, 1] (tensor or array) -> 0 below ramp[0], 1 above ramp[1], linear between."""
     low, high = ramp
     return ((gate - low) / (high - low)).clip(0, 1)
