@@ -101,7 +101,7 @@ class Context:
     cache: dict = field(default_factory=dict)  # (id of a kept input, vector) -> output
     can: Capabilities = field(default_factory=lambda: Capabilities("film"))  # what the architecture can do
     saliency: Callable[[torch.Tensor], torch.Tensor] | None = None  # U²-Net-p's masks, when it runs here
-    info: WeightsInfo | None = None  # the weights' metadata: `apply`'s own path (`inpaint_given_mask`) needs it
+    info: WeightsInfo | None = None  # the weights' metadata, for `apply`'s own paths (`as_applied` and the like)
     _translator: Translator | None = field(default=None, repr=False)
 
     def generator(self, label: str) -> torch.Generator:
