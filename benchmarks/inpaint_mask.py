@@ -1,7 +1,7 @@
 """Inpainting with a user mask against OpenCV Telea given the same mask, on the val photos.
 
 Each val photo (long side cut to --side px) gets the training holes from `mixtask damage` (seeded per photo); the
-holes are filled by `apply --mask`'s path (`mixtask.apply.usermask.inpaint`: the network's fill, Poisson-blended
+holes are filled by `apply --mask`'s path (`mixtask.inference.inpainting.inpaint`: the network's fill, Poisson-blended
 into the rim) and by Telea (radius 5), and both are scored by PSNR inside the holes against the clean photo; the
 network's fill before the blend is scored too. Outside the holes both keep the input.
 
@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mixtask.apply.usermask import FILL_PASSES, network_fill
 from mixtask.data.damage import damage
 from mixtask.images import INPUT_EXTENSIONS, load_image
 from mixtask.inference.blending import poisson_blend
+from mixtask.inference.inpainting import FILL_PASSES, network_fill
 from mixtask.inference.translator import Translator
 
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mixtask.apply.usermask import inpaint, plan_user_mask, read_mask
+from mixtask.apply.usermask import plan_user_mask, read_mask
 from mixtask.cli import app
+from mixtask.inference.inpainting import inpaint
 from mixtask.inference.translator import Translator
 from mixtask.tasks import DEFAULT_TASK_SET
 

@@ -48,7 +48,7 @@ from mixtask.apply.plan import (
 )
 from mixtask.errors import MixtaskError
 from mixtask.fileio import OutputExists, write_bytes_atomic
-from mixtask.inference import blending
+from mixtask.inference import blending, inpainting
 from mixtask.inference.conditions import Condition, parse_condition
 
 __all__ = ["PROCESSED", "ApplyOptions", "ApplySummary", "apply_paths", "is_slug", "plan_jobs", "render"]
@@ -204,7 +204,7 @@ def render(translator, loaded: images.LoadedImage, condition: Condition, cut: cu
     planned for a uniform condition only). A restoration (inpaint, denoise) runs with its gate sharpened and is
     finished by blending what the network generated into the pixels around it (`blending.restore`)."""
     if mask is not None:
-        return images.to_pil(usermask.inpaint(translator, loaded.rgb, mask, condition.uniform), loaded.alpha)
+        return images.to_pil(inpainting.inpaint(translator, loaded.rgb, mask, condition.uniform), loaded.alpha)
     if condition.uniform is not None and blending.blends(translator.task_set, condition.uniform):
         return images.to_pil(blending.restore(translator, loaded.rgb, condition.uniform), loaded.alpha)
     if cut is None or cut.mode == "black":

@@ -127,9 +127,9 @@ class Context:
 
     def inpaint_given_mask(self, damaged: torch.Tensor, mask: torch.Tensor, strengths: dict[str, float]):
         """`damaged` (B, 3, H, W) in [0, 1] with its holes `mask` (B, 1, H, W) filled as `mixtask apply --mask`
-        fills them (`mixtask.apply.usermask.inpaint`: the network told where the holes are, its fill blended into
+        fills them (`mixtask.inference.inpainting.inpaint`: the network told where the holes are, its fill blended into
         their rim, every other pixel kept), 8-bit, on the CPU."""
-        from mixtask.apply.usermask import inpaint
+        from mixtask.inference.inpainting import inpaint
 
         vector = self.task_set.vector(strengths)
         filled = [

@@ -311,7 +311,7 @@ def apply_gated_head(
     already gives a smooth fill (model card, "The gated head's fill").
 
     `known` (B, 1, H, W) in [0, 1], where a caller knows which pixels are missing (a user's inpainting mask,
-    `mixtask.apply.usermask`), replaces the gate: known pixels pass through, the rest are generated, and the
+    `mixtask.inference.inpainting`), replaces the gate: known pixels pass through, the rest are generated, and the
     local fill reads the known pixels alone. The network's own gate is a soft guess of the same map. Inside
     `sharpened_gates` the gate is sharpened, and read as the known map the same way.
     """

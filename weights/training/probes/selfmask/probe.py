@@ -19,9 +19,9 @@ import torch.nn.functional as F
 sys.path.insert(0, "weights/training/probes")
 from evalcrops import COUNT, SIZE
 
-from mixtask.apply.usermask import inpaint
 from mixtask.data import CORRUPTIONS, SampleMaker, default_max_side, load_dataset
 from mixtask.inference.blending import blend_generated
+from mixtask.inference.inpainting import inpaint
 from mixtask.inference.translator import Translator
 from mixtask.tensors import to_array
 

@@ -12,9 +12,9 @@ import numpy as np
 from fill_harmonic import membrane
 from harness import cached, damaged_photos, engine, hole_psnr
 
-from mixtask.apply.usermask import network_fill
 from mixtask.inference import blending
 from mixtask.inference.blending import poisson_blend
+from mixtask.inference.inpainting import network_fill
 
 translator, vector = engine()
 

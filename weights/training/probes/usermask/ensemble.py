@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from harness import cached, damaged_photos, engine, hole_psnr
 
-from mixtask.apply import usermask
+from mixtask.inference import inpainting as usermask  # the fill moved there (eighteenth session)
 from mixtask.inference.blending import poisson_blend
 
 translator, vector = engine()

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from harness import engine, score
 
-from mixtask.apply.usermask import network_fill
 from mixtask.inference.blending import poisson_blend
+from mixtask.inference.inpainting import network_fill
 from mixtask.nets import film
 
 translator, vector = engine()

@@ -18,10 +18,10 @@ import torch
 sys.path.insert(0, "benchmarks")
 from inpaint_mask import hole_psnr, shrunk
 
-from mixtask.apply.usermask import network_fill
 from mixtask.data.damage import damage
 from mixtask.evaluation.run import load_model
 from mixtask.images import INPUT_EXTENSIONS, load_image
+from mixtask.inference.inpainting import network_fill
 from mixtask.inference.translator import Translator
 from mixtask.nets.film import recording_gates
 
