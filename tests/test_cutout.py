@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mixtask.apply.cutout import MASK_SIDE, on_background
 from mixtask.cli import app
 from mixtask.inference.translator import Translator
-from mixtask.nets.film import ModelConfig
+from mixtask.nets.film import ModelConfig, sharpen_gate
 from mixtask.tasks import DEFAULT_TASK_SET
 from mixtask.weights import save_weights
 from tests.conftest import make_tiny_model
@@ -52,12 +52,12 @@ def decoded(path: Path) -> np.ndarray:
 
 
 def alpha_of(translator, rgb: np.ndarray) -> np.ndarray:
-    """The cut-out's mask: seg's gate averaged with the mirrored image's, mirrored back, and sharpened (0 below 0.3,
-    1 above 0.7, linear between)."""
+    """The cut-out's mask: seg's gate averaged with the mirrored image's, mirrored back, and sharpened (the ramp's
+    values are pinned in test_blending.py)."""
     vector = DEFAULT_TASK_SET.vector({"seg": 1.0})
     gate = translator.gate_array(rgb, vector, max_side=MASK_SIDE)
     mirrored = translator.gate_array(np.ascontiguousarray(rgb[:, ::-1]), vector, max_side=MASK_SIDE)[:, ::-1]
-    return np.clip(((gate + mirrored) / 2 - 0.3) / 0.4, 0, 1)
+    return sharpen_gate((gate + mirrored) / 2)
 
 
 def premultiplied(colours: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -73,7 +73,7 @@ def test_seg_gives_the_photo_with_the_gate_as_alpha_by_default(tiny_weights, pho
     gate = alpha_of(translator, decoded(photo))
     np.testing.assert_array_equal(rgba[..., 3], np.rint(gate * 255).astype(np.uint8))
     one_way = translator.gate_array(decoded(photo), DEFAULT_TASK_SET.vector({"seg": 1.0}), max_side=MASK_SIDE)
-    assert np.abs(gate - np.clip((one_way - 0.3) / 0.4, 0, 1)).max() > 0.01  # the mirrored pass counts
+    assert np.abs(gate - sharpen_gate(one_way)).max() > 0.01  # the mirrored pass counts
     # rembg's colours: the input's times the mask, so dropping the alpha leaves the object on black
     np.testing.assert_array_equal(rgba[..., :3], premultiplied(decoded(photo), gate))
     assert ((gate > 0) & (gate < 1)).mean() > 0.5 and gate.max() - gate.min() > 0.1  # a soft mask, not a constant

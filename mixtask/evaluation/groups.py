@@ -17,7 +17,7 @@ from mixtask.evaluation.inputs import Context, StyleReference
 from mixtask.tasks import Task
 
 SWEEP_STRENGTHS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-ALPHA_ROW = "model alpha > 0.5"  # seg's IoU read from the cut-out's alpha (the gate, flip-averaged) instead
+ALPHA_ROW = "model alpha > 0.5"  # seg's IoU from the cut-out's alpha (the flip-averaged gate; its ramp keeps 0.5)
 BLENDED_ROW = "model, blended (apply)"  # a restoration as `apply` finishes it: `blending.restore`
 GIVEN_MASK_ROW = "model given the mask (apply --mask)"  # inpaint told where the holes are, as Telea is
 MIX_STYLE_NOTE = "mix targets: their style part is rendered by the evaluated model itself (standing in for stage 1)"

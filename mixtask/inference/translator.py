@@ -530,27 +530,31 @@ class Translator:
         (None for the rgb head). An image streamed in tiles takes its gate from `gate_array`'s one pass.
         `sharpen`: the head mixes with its gate sharpened, and that gate is returned (`film.sharpened_gates`:
         a restoration's finish)."""
-        import torch.nn.functional as F
-
         from mixtask.nets.film import recording_gates, sharpen_gate, sharpened_gates
 
         height, width = rgb.shape[:2]
         scale = self.enlargement(height, width)
         with sharpened_gates() if sharpen else contextlib.nullcontext():
             if scale == 1 and self._tiled(height, width):
-                gate = self.gate_array(rgb, vector)
-                output = self.translate_array(rgb, vector)
-                return output, (sharpen_gate(gate) if sharpen and gate is not None else gate)
-            with recording_gates() as gates:
-                output = self.translate_array(rgb, vector)
-        if not gates:
+                output, gate = self.translate_array(rgb, vector), self.gate_array(rgb, vector)
+            else:
+                with recording_gates() as gates:
+                    output = self.translate_array(rgb, vector)
+                gate = self._gate_of_pass(gates, height, width, scale)
+        if gate is None:
             return output, None
+        return output, sharpen_gate(gate) if sharpen else gate
+
+    @staticmethod
+    def _gate_of_pass(gates: list[torch.Tensor], height: int, width: int, scale: float) -> np.ndarray | None:
+        """The last gate logits a pass recorded -> its gate at the image's size, (H, W) float32 in [0, 1]."""
+        if not gates:
+            return None
         ran = enlarged_size(height, width, scale)  # the size the network ran at (its input padded beyond it)
         gate = torch.sigmoid(gates[-1].float())[..., : ran[0], : ran[1]].cpu()
         if ran != (height, width):
             gate = F.interpolate(gate, size=(height, width), mode="bilinear", align_corners=False)  # as gate_array
-        gate = gate[0, 0].clamp_(0, 1)
-        return output, np.ascontiguousarray((sharpen_gate(gate) if sharpen else gate).numpy())
+        return np.ascontiguousarray(gate[0, 0].clamp_(0, 1).numpy())
 
     @torch.inference_mode()
     def gate_array(self, rgb: np.ndarray, vector, max_side: int = 1024) -> np.ndarray | None:

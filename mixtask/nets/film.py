@@ -319,12 +319,12 @@ def apply_gated_head(
     if _gate_logits is not None:
         _gate_logits.append(raw[:, 3:4])
     colour, gate, blend = raw[:, :3], torch.sigmoid(raw[:, 3:4]), torch.sigmoid(raw[:, 4:5])
-    if known is None and _gate_ramp is not None:
-        gate = keep = sharpen_gate(gate, _gate_ramp)
-    elif known is None:
-        keep = kept_weight(gate.detach())
-    else:
+    if known is not None:
         gate = keep = known.float()
+    elif _gate_ramp is not None:
+        gate = keep = sharpen_gate(gate, _gate_ramp)
+    else:
+        keep = kept_weight(gate.detach())
     base = local_fill(x, keep, mean) if fill else mean
     generated = colour * (blend * std + (1 - blend)) + blend * base
     return torch.lerp(generated, x, gate)

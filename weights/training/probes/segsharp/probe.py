@@ -5,6 +5,7 @@ cut-out of seg and seg+style1? The eval's 48 val composites and photos (256 px, 
     python weights/training/probes/segsharp/probe.py WEIGHTS
 """
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def main(weights: str) -> None:
             scores = []
             for ramp in RAMPS:
                 outputs = []
-                with torch.inference_mode(), sharpened_gates(ramp) if ramp else torch.inference_mode():
+                with torch.inference_mode(), sharpened_gates(ramp) if ramp else contextlib.nullcontext():
                     for chunk in images.split(8):
                         outputs.append(model.forward_any_size(chunk, vector.expand(len(chunk), -1)).float().clamp(0, 1))
                 scores.append(float(iou(foreground(torch.cat(outputs)), masks > 0.5).mean()))
