@@ -14,6 +14,7 @@ global batch (paper, Sec. 3.3). Only rank 0 writes files.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from dataclasses import dataclass
 
@@ -73,6 +74,9 @@ def share_cpu_threads(world_size: int, device: str) -> None:
 
 def teardown(ctx: DistContext) -> None:
     if ctx.is_distributed and dist.is_initialized():
+        # The DDP wrapper holds the process group. Left to a reference cycle, it would be freed at
+        # interpreter exit, where gloo's worker threads can abort the process (SIGABRT in CI).
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -131,14 +131,18 @@ def train(options: TrainOptions, resume: bool = False, quiet: bool = False, call
     """Run (or continue) training; returns a TrainResult. `callback(step)` is called after each step."""
     ctx = ddp.setup(options.device)
     try:
-        run, log = open_run(options, resume, ctx)
-        with stop_on_signals() as flag, Progress(run, quiet) as progress:
-            interrupted, results = loop(run, log, flag, progress, callback)
-        weights = finish(run, log, interrupted)
-        per_step, data_fraction = summarize(results)
-        return TrainResult(ctx.is_main, Path(options.out), run.step, weights, interrupted, per_step, data_fraction)
+        return run_training(options, resume, quiet, callback, ctx)
     finally:
-        ddp.teardown(ctx)
+        ddp.teardown(ctx)  # after run_training's frame, and with it the run, is gone
+
+
+def run_training(options: TrainOptions, resume: bool, quiet: bool, callback: Callable | None, ctx) -> TrainResult:
+    run, log = open_run(options, resume, ctx)
+    with stop_on_signals() as flag, Progress(run, quiet) as progress:
+        interrupted, results = loop(run, log, flag, progress, callback)
+    weights = finish(run, log, interrupted)
+    per_step, data_fraction = summarize(results)
+    return TrainResult(ctx.is_main, Path(options.out), run.step, weights, interrupted, per_step, data_fraction)
 
 
 def export_snapshot(run_dir: str | Path, path: str | Path) -> Path:
