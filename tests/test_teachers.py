@@ -150,8 +150,9 @@ def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_
     torch.testing.assert_close(batch.styled[:, :3], 1 - batch.clean, atol=1.5 / 255, rtol=0)
     assert set(optimize(run, jobs["style1"], batch)) == {"style1", "total"}
     seg_losses = optimize(run, jobs["seg"], prepare(run, jobs["seg"]))
+    mix_batch = prepare(run, jobs["denoise+seg"])
     assert {"seg.bce", "seg.dice"} <= set(seg_losses)
-    assert supervises_gate(run, jobs["seg"]) and not supervises_gate(run, jobs["denoise+seg"])
+    assert supervises_gate(run, jobs["seg"], batch) and not supervises_gate(run, jobs["denoise+seg"], mix_batch)
     assert run.teacher is None  # mixes take their style part from the renderings, not a stage-1 model
     mix = prepare(run, jobs["seg+style1"])
     from mixtask.training.batches import add_synthesized_target

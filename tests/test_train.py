@@ -122,6 +122,32 @@ def test_keep_kinds_chooses_which_restorations_gates_are_supervised(assets, tmp_
         check_options(replace(options, keep_kinds="inpaint,seg"))
 
 
+def test_keep_partial_trains_the_gate_towards_the_inputs_share_below_full_strength(assets, tmp_path):
+    from mixtask.training.losses import keep_loss
+    from mixtask.training.step import draw_partial_strengths
+
+    options = tiny_options(assets, tmp_path / "run", keep_weight=0.5, partial_strengths=1.0, adversarial_weight=0.0)
+    for keep_partial in (False, True):
+        run = setup_run(replace(options, keep_partial=keep_partial), no_ddp())
+        job = next(job for job in run.plan.jobs(1) if job.name == "inpaint")
+        batch = draw_partial_strengths(run, job, prepare(run, job))
+        assert batch.strengths is not None  # --partial-strengths 1: every single-task batch
+        losses = optimize(run, job, batch)
+        assert ("inpaint.partial.keep" in losses) is keep_partial
+        if keep_partial:
+            assert losses["total"] == pytest.approx(losses["inpaint.partial"] + 0.5 * losses["inpaint.partial.keep"])
+    # at strength s a damaged pixel's gate is best at 1 - s (the input's share of the blended target)
+    keep = torch.tensor([True, False]).view(1, 1, 1, 2)
+
+    def loss_at(gate: float) -> float:
+        logit = torch.logit(torch.tensor([0.999, gate])).view(1, 1, 1, 2)
+        return float(keep_loss(logit, keep, torch.tensor(0.3)))
+
+    assert loss_at(0.3) < loss_at(0.2) and loss_at(0.3) < loss_at(0.4) and loss_at(0.3) < loss_at(0.001)
+    with pytest.raises(UsageError, match="--keep-partial"):
+        check_options(replace(options, keep_partial=True, partial_strengths=0.0))
+
+
 def test_restoration_l1_adds_an_l1_on_the_image(assets, tmp_path):
     from mixtask.training.step import job_losses
 

@@ -94,6 +94,11 @@ KEEP_KINDS_HELP = (
     "Which restorations' gates --keep-weight supervises: inpaint, denoise or both (commas); with --resume from here "
     f"on.  \\[default: {TrainOptions.keep_kinds}]"
 )
+KEEP_PARTIAL_HELP = (
+    "--keep-weight below full strength too: in a --partial-strengths batch at strength s the gate is trained "
+    "towards 1 - s on the damaged pixels (the input's share of the blended target); with --resume from here on.  "
+    "\\[default: off]"
+)
 RESTORATION_L1_HELP = "inpaint/denoise alone: add this times an L1 on the image (it pulls kept pixels to exact)."
 INIT_HELP = "Start the network from these weights (same --arch, sizes, head and tasks): a warm start."
 JOB_WEIGHTS_HELP = (
@@ -172,6 +177,9 @@ def train_command(
     damage_weight: float = typer.Option(None, "--damage-weight", help=DAMAGE_WEIGHT_HELP, show_default=False),
     keep_weight: float = typer.Option(None, "--keep-weight", help=KEEP_WEIGHT_HELP, show_default=False),
     keep_kinds: str = typer.Option(None, "--keep-kinds", metavar="KINDS", help=KEEP_KINDS_HELP, show_default=False),
+    keep_partial: bool = typer.Option(
+        None, "--keep-partial/--no-keep-partial", help=KEEP_PARTIAL_HELP, show_default=False
+    ),
     restoration_l1: float = typer.Option(TrainOptions.restoration_l1, "--restoration-l1", help=RESTORATION_L1_HELP),
     style_texture: float = typer.Option(None, "--style-texture", help=STYLE_TEXTURE_HELP, show_default=False),
     teachers: Path = typer.Option(None, "--teachers", help="Teachers' ONNX folder \\[default: ../shared/teachers]"),
@@ -247,6 +255,7 @@ def train_command(
             damage_weight=damage_weight or 0.0,
             keep_weight=keep_weight or 0.0,
             keep_kinds=keep_kinds or TrainOptions.keep_kinds,
+            keep_partial=bool(keep_partial),
             restoration_l1=restoration_l1,
             style_texture=style_texture or 0.0,
             teachers=None if teachers is None else str(teachers), init=None if init is None else str(init),

@@ -74,6 +74,7 @@ def provenance(run: Run, stage: int) -> dict:
         "damage_weight": options.damage_weight,
         "keep_weight": options.keep_weight,
         "keep_kinds": options.keep_kinds,
+        "keep_partial": options.keep_partial,
         "restoration_l1": options.restoration_l1,
         "style_texture": options.style_texture,
         "tune_backbone": options.tune_backbone,

@@ -79,14 +79,16 @@ def mask_losses(gate_logit: torch.Tensor, mask: torch.Tensor) -> dict[str, torch
     return {"bce": bce, "dice": dice}
 
 
-def keep_loss(gate_logit: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def keep_loss(gate_logit: torch.Tensor, keep: torch.Tensor, damaged_target: torch.Tensor | None = None) -> torch.Tensor:
     """Direct supervision of a restoration's gate (`--keep-weight`): BCE of the gated head's gate logit against
     the pixels to keep (1: undamaged, passed through; 0: a hole or scratch, generated), the two classes weighed
     equally (the damaged pixels are a few per cent of a crop). Why: under the image L2 alone the gate settles
     near 0.93 on undamaged pixels, so they come back at about 35 dB instead of exactly, and half the output's
-    error is in pixels the input had right."""
+    error is in pixels the input had right. `damaged_target` (broadcast to the logit, in [0, 1]): the gate's
+    target on the damaged pixels instead of 0 (`--keep-partial`: 1 - s at strength s)."""
     logit, keep = gate_logit.float(), keep.float()
-    per_pixel = F.binary_cross_entropy_with_logits(logit, keep, reduction="none")
+    target = keep if damaged_target is None else keep + (1 - keep) * damaged_target.float()
+    per_pixel = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
     kept, damaged = (per_pixel * keep).sum() / keep.sum().clamp_min(1), (per_pixel * (1 - keep)).sum()
     return 0.5 * kept + 0.5 * damaged / (1 - keep).sum().clamp_min(1)
 

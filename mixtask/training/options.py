@@ -65,6 +65,7 @@ class TrainOptions:
     damage_weight: float = 0.0  # inpaint/denoise alone: extra L2 on the damaged pixels (their mean), times this
     keep_weight: float = 0.0  # inpaint/denoise alone: BCE of the gate against the undamaged pixels, times this
     keep_kinds: str = "inpaint,denoise"  # which restorations' gates --keep-weight supervises (task kinds, commas)
+    keep_partial: bool = False  # their --partial-strengths batches too: the gate towards 1 - s on damaged pixels
     restoration_l1: float = 0.0  # inpaint/denoise alone: an L1 on the image besides the L2, times this
     style_texture: float = 0.0  # --style-loss teacher: add this times a Gram loss against the rendering (TextureLoss)
     teachers: str | None = None  # folder of the teachers' ONNX files; None: $MIXTASK_TEACHERS or ../shared/teachers
@@ -207,6 +208,10 @@ def check_options(options: TrainOptions) -> None:
         (options.style_texture == 0 or options.style_loss == "teacher", "--style-texture needs --style-loss teacher"),
         (options.keep_weight == 0 or options.head in GATED_HEADS, "--keep-weight needs a gated --head"),
         (keep_kinds(options) <= set(RESTORATION_KINDS), f"--keep-kinds takes {' and '.join(RESTORATION_KINDS)}"),
+        (
+            not options.keep_partial or (options.keep_weight > 0 and options.partial_strengths > 0),
+            "--keep-partial needs --keep-weight and --partial-strengths",
+        ),
         (options.schedule == "joint" or options.weighting == "equal", weighting_needs_joint(options.weighting)),
         (options.schedule == "per-batch" or not options.job_weights, "--job-weights needs --schedule per-batch"),
         (options.synth is None or options.mix_method == 3, "--synth needs --mix-method 3 (L2 on synthesised mixes)"),
@@ -256,6 +261,7 @@ def weighting_needs_joint(weighting: str) -> str:
 RESUME_OVERRIDES = (
     "size", "lr", "job_weights", "compile", "composites", "seg_photos", "partial_strengths", "ema_decay",
     "style_texture", "seg_l1_weight", "mix_l1_weight", "damage_weight", "keep_weight", "keep_kinds", "tune_backbone",
+    "keep_partial",
 )  # fmt: skip
 
 
@@ -268,7 +274,8 @@ def resume_options(
     masked photos (`seg_photos`), share of batches at strengths below 1 (`partial_strengths`), weight of the
     styles' texture term (`style_texture`), of seg's L1 (`seg_l1_weight`), of the seg mixes' L1
     (`mix_l1_weight`), of the damaged pixels' L2 (`damage_weight`) or of the restorations' gate BCE
-    (`keep_weight`, and which restorations: `keep_kinds`), the context backbone trained or frozen
+    (`keep_weight`, which restorations: `keep_kinds`, and whether below full strength too: `keep_partial`), the
+    context backbone trained or frozen
     (`tune_backbone`), or `ema_decay` (turned on here, the average starts from the weights at the resume)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 

@@ -68,12 +68,15 @@ def add_deep_seg(run: Run, terms: dict, name: str, bottleneck: torch.Tensor, mas
     terms["total"] = terms["total"] + run.options.deep_seg_weight * terms[f"{name}.deep"]
 
 
-def supervises_gate(run: Run, job: Job) -> bool:
-    """Whether the job's gate logit is trained directly: the single seg task's against the mask (--seg-loss
-    mask), a single restoration's against its undamaged pixels (--keep-weight). In a mix the gate is neither:
-    scratches inside the object are generated, a styled object is not passed through."""
+def supervises_gate(run: Run, job: Job, batch: Batch) -> bool:
+    """Whether the job's gate logit is trained directly on this batch: the single seg task's against the mask
+    (--seg-loss mask), a single restoration's against its undamaged pixels (--keep-weight; below full strength
+    only with --keep-partial). In a mix the gate is neither: scratches inside the object are generated, a styled
+    object is not passed through."""
     rule = job.rule
     if job.source != "members" or rule.is_mix:
+        return False
+    if batch.strengths is not None and not (rule.corruptions and run.options.keep_partial):
         return False
     if rule.needs_mask:
         return run.options.seg_loss == "mask"
@@ -136,23 +139,30 @@ def held_target_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -
     return terms
 
 
-def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -> dict:
+def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate=None) -> dict:
     """A batch below full strength: L2 + L1 to input + s (target - input), the blend a strength slider should show
-    between identity (s = 0) and the task (s = 1)."""
-    from mixtask.training.losses import l1, l2
+    between identity (s = 0) and the task (s = 1). With a restoration's `gate` (`--keep-partial`) also the gate's
+    BCE towards that blend's share of the input: 1 on undamaged pixels, 1 - s on damaged ones. Why: trained at
+    full strength alone, the gate shuts on the damaged pixels well before s = 1 and the top of the sweep goes
+    flat (inpaint at 0.8 scored above 1.0)."""
+    from mixtask.training.losses import keep_loss, l1, l2
 
     inputs = batch.input.float()
+    strengths = batch.strengths.view(-1, 1, 1, 1)
     (name,), (kind,) = job.rule.names, job.rule.kinds
-    blend = inputs + batch.strengths.view(-1, 1, 1, 1) * (target_image(run, name, kind, batch).float() - inputs)
-    loss = l2(output, blend) + l1(output, blend)
-    return {f"{job.name}.partial": loss, "total": loss}
+    blend = inputs + strengths * (target_image(run, name, kind, batch).float() - inputs)
+    terms = {f"{job.name}.partial": l2(output, blend) + l1(output, blend)}
+    if gate is not None:
+        terms[f"{job.name}.partial.keep"] = keep_loss(gate, ~damaged_pixels(batch), 1 - strengths)
+    terms["total"] = terms[f"{job.name}.partial"] + run.options.keep_weight * terms.get(f"{job.name}.partial.keep", 0)
+    return terms
 
 
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
     """All loss terms of a job, with `total`; plus the discriminator's inputs for a seg job."""
 
     if batch.strengths is not None:
-        return partial_strength_losses(run, job, output, batch), None
+        return partial_strength_losses(run, job, output, batch, gate), None
     if job.source != "members":
         return held_target_losses(run, job, output, batch), None
     terms, disc_inputs = {}, None
@@ -229,7 +239,7 @@ def optimize(run: Run, job: Job, batch: Batch) -> dict[str, float]:
         batch = add_synthesized_target(run, job, batch)
         with recording_gates() as gates, recording_bottlenecks() as bottlenecks:
             output = run.model(batch.input, batch.vector)
-        gate = gates[-1] if gates and supervises_gate(run, job) and batch.strengths is None else None
+        gate = gates[-1] if gates and supervises_gate(run, job, batch) else None
         terms, disc_inputs = job_losses(run, job, output.float(), batch, gate)
         if gate is not None and run.deep_seg_head is not None and job.rule.needs_mask and bottlenecks:
             add_deep_seg(run, terms, job.name, bottlenecks[-1], batch.mask)
@@ -299,7 +309,7 @@ def joint_losses(run: Run, jobs: tuple[Job, ...], batches: list[Batch]) -> list:
         outputs = run.model(inputs, vectors).float().split(sizes)
     gates = recorded[-1].split(sizes) if recorded else [None] * len(jobs)
     return [
-        job_losses(run, job, output, batch, gate if supervises_gate(run, job) else None)
+        job_losses(run, job, output, batch, gate if supervises_gate(run, job, batch) else None)
         for job, output, batch, gate in zip(jobs, outputs, batches, gates)
     ]
 
