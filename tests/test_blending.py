@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mixtask.cli import app
-from mixtask.inference.blending import GENERATED_BELOW, blend_generated, blends, poisson_blend
+from mixtask.inference.blending import GENERATED_BELOW, blend_generated, blends, poisson_blend, restore
 from mixtask.inference.translator import Translator
 from mixtask.nets.film import sharpen_gate
 from mixtask.tasks import DEFAULT_TASK_SET
@@ -132,3 +132,12 @@ def test_apply_writes_the_blended_restoration(translator, tmp_path):
     written = np.asarray(Image.open(out))
     np.testing.assert_array_equal(written, blend_generated(output, gate))
     assert (written != output).any()
+
+
+@pytest.mark.parametrize(("strength", "sharpened"), [(1.0, True), (0.8, False)])
+def test_restore_sharpens_the_gate_at_full_strength_only(translator, strength, sharpened):
+    """Below full strength the soft gate is the input's share the strength asks for: `restore` keeps it."""
+    vector = DEFAULT_TASK_SET.vector({"inpaint": strength})
+    written = restore(translator, RGB, vector)
+    np.testing.assert_array_equal(written, blend_generated(*translator.translate_with_gate(RGB, vector, sharpened)))
+    assert (written != blend_generated(*translator.translate_with_gate(RGB, vector, not sharpened))).any()

@@ -46,10 +46,13 @@ def blends(task_set, vector) -> bool:
 
 
 def restore(translator, rgb: np.ndarray, vector) -> np.ndarray:
-    """(H, W, 3) uint8 under a restoration alone (`blends`) -> the output as `apply` writes it: one pass with the
-    gated head's gate sharpened (`mixtask.nets.film.sharpened_gates`), the generated pixels blended into the
-    passed-through pixels around them (`blend_generated`)."""
-    output, gate = translator.translate_with_gate(rgb, vector, sharpen=True)
+    """(H, W, 3) uint8 under a restoration alone (`blends`) -> the output as `apply` writes it: one pass, at full
+    strength with the gated head's gate sharpened (`mixtask.nets.film.sharpened_gates`), the generated pixels
+    blended into the passed-through pixels around them (`blend_generated`). Below full strength the gate stays
+    soft: there it is the input's share that the strength asks for, and sharpened it filled the holes as fully at
+    0.8 as at 1 (inpaint's sweep as `apply` finishes it rose to 0.8 and fell after)."""
+    sharpen = all(float(value) >= 1 for value in vector if float(value) > 0)
+    output, gate = translator.translate_with_gate(rgb, vector, sharpen=sharpen)
     return output if gate is None else blend_generated(output, gate)
 
 
