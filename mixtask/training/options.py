@@ -275,8 +275,8 @@ def resume_options(
     styles' texture term (`style_texture`), of seg's L1 (`seg_l1_weight`), of the seg mixes' L1
     (`mix_l1_weight`), of the damaged pixels' L2 (`damage_weight`) or of the restorations' gate BCE
     (`keep_weight`, which restorations: `keep_kinds`, and whether below full strength too: `keep_partial`), the
-    context backbone trained or frozen
-    (`tune_backbone`), or `ema_decay` (turned on here, the average starts from the weights at the resume)."""
+    context backbone trained or frozen (`tune_backbone`), or `ema_decay` (turned on here, the average starts from
+    the weights at the resume)."""
     from mixtask.training.checkpoint import load_checkpoint  # torch: only when resuming
 
     if unknown := sorted(set(overrides) - set(RESUME_OVERRIDES)):
