@@ -149,10 +149,10 @@ def test_teacher_recipe_trains_styles_and_seg_against_their_targets(assets, tmp_
     batch = prepare(run, jobs["style1"])
     torch.testing.assert_close(batch.styled[:, :3], 1 - batch.clean, atol=1.5 / 255, rtol=0)
     assert set(optimize(run, jobs["style1"], batch)) == {"style1", "total"}
-    seg_losses = optimize(run, jobs["seg"], prepare(run, jobs["seg"]))
-    mix_batch = prepare(run, jobs["denoise+seg"])
+    seg_batch, mix_batch = prepare(run, jobs["seg"]), prepare(run, jobs["denoise+seg"])
+    seg_losses = optimize(run, jobs["seg"], seg_batch)
     assert {"seg.bce", "seg.dice"} <= set(seg_losses)
-    assert supervises_gate(run, jobs["seg"], batch) and not supervises_gate(run, jobs["denoise+seg"], mix_batch)
+    assert supervises_gate(run, jobs["seg"], seg_batch) and not supervises_gate(run, jobs["denoise+seg"], mix_batch)
     assert run.teacher is None  # mixes take their style part from the renderings, not a stage-1 model
     mix = prepare(run, jobs["seg+style1"])
     from mixtask.training.batches import add_synthesized_target

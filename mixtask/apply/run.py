@@ -201,8 +201,8 @@ def _translated(run: _Run, loaded: images.LoadedImage, job: Job):
 def render(translator, loaded: images.LoadedImage, condition: Condition, cut: cutout.Cutout | None = None, mask=None):
     """The output as a PIL image: the translation with the input's alpha kept, seg's cut-out (`cut`, from
     `cutout.plan_cutout`), or with a user `mask` (H, W) bool an inpainting of the masked pixels only (both
-    planned for a uniform condition only). A restoration (inpaint, denoise) runs with its gate sharpened and is
-    finished by blending what the network generated into the pixels around it (`blending.restore`)."""
+    planned for a uniform condition only). A restoration (inpaint, denoise) runs with its gate sharpened at full
+    strength and is finished by blending what the network generated into the pixels around it (`blending.restore`)."""
     if mask is not None:
         return images.to_pil(inpainting.inpaint(translator, loaded.rgb, mask, condition.uniform), loaded.alpha)
     if condition.uniform is not None and blending.blends(translator.task_set, condition.uniform):

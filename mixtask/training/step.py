@@ -139,7 +139,9 @@ def held_target_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch) -
     return terms
 
 
-def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate=None) -> dict:
+def partial_strength_losses(
+    run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None
+) -> dict:
     """A batch below full strength: L2 + L1 to input + s (target - input), the blend a strength slider should show
     between identity (s = 0) and the task (s = 1). With a restoration's `gate` (`--keep-partial`) also the gate's
     BCE towards that blend's share of the input: 1 on undamaged pixels, 1 - s on damaged ones. Why: trained at
@@ -152,10 +154,11 @@ def partial_strength_losses(run: Run, job: Job, output: torch.Tensor, batch: Bat
     (name,), (kind,) = job.rule.names, job.rule.kinds
     blend = inputs + strengths * (target_image(run, name, kind, batch).float() - inputs)
     terms = {f"{job.name}.partial": l2(output, blend) + l1(output, blend)}
+    total = terms[f"{job.name}.partial"]
     if gate is not None:
         terms[f"{job.name}.partial.keep"] = keep_loss(gate, ~damaged_pixels(batch), 1 - strengths)
-    terms["total"] = terms[f"{job.name}.partial"] + run.options.keep_weight * terms.get(f"{job.name}.partial.keep", 0)
-    return terms
+        total = total + run.options.keep_weight * terms[f"{job.name}.partial.keep"]
+    return terms | {"total": total}
 
 
 def job_losses(run: Run, job: Job, output: torch.Tensor, batch: Batch, gate: torch.Tensor | None = None):
